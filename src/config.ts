@@ -1,0 +1,132 @@
+/**
+ * The one config loader: every setting the app reads (DESIGN.md section 3), parsed and validated
+ * once. An empty string counts as unset, because local.settings.sample.json lists the optional
+ * settings with empty values.
+ */
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+const optionalText = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+
+const optionalUrl = optionalText.refine((v) => v === undefined || URL.canParse(v), 'must be an absolute URL (http:// or https://)');
+
+function integerSetting(defaultValue: number, min: number, max: number) {
+  return optionalText
+    .transform((v) => (v === undefined ? defaultValue : Number(v)))
+    .refine((n) => Number.isInteger(n) && n >= min && n <= max, `must be an integer from ${min} to ${max}`);
+}
+
+const settingsSchema = z.object({
+  AZURE_OPENAI_ENDPOINT: optionalUrl,
+  AZURE_OPENAI_API_KEY: optionalText,
+  AZURE_OPENAI_API_VERSION: optionalText.transform((v) => v ?? '2024-10-21'),
+  AZURE_CLIENT_ID: optionalText,
+  CHAT_MODEL_DEPLOYMENT_NAME: optionalText.transform((v) => v ?? 'chat'),
+  OPENAI_BASE_URL: optionalUrl,
+  OPENAI_API_KEY: optionalText,
+  MODEL_TIMEOUT_MS: integerSetting(60_000, 100, 600_000),
+  MODEL_MAX_RETRIES: integerSetting(3, 0, 10),
+  MODEL_RETRY_BASE_DELAY_MS: integerSetting(500, 0, 60_000),
+  MODEL_RETRY_MAX_DELAY_MS: integerSetting(30_000, 0, 300_000),
+  MODEL_MAX_COMPLETION_TOKENS: integerSetting(1_000, 1, 1_000_000),
+  MODEL_TOKEN_LIMIT_PARAMETER: optionalText
+    .transform((v) => v ?? 'max_completion_tokens')
+    .pipe(z.enum(['max_completion_tokens', 'max_tokens'])),
+  CHAT_HISTORY_TOKEN_BUDGET: integerSetting(4_000, 100, 10_000_000),
+  CHAT_REPLY_WAIT_SECONDS: integerSetting(30, 0, 230),
+  MAX_BODY_BYTES: integerSetting(256 * 1024, 1024, 64 * 1024 * 1024),
+  MAX_MESSAGE_CHARS: integerSetting(32_000, 1, 10_000_000),
+});
+
+type Settings = z.infer<typeof settingsSchema>;
+
+/** How the app reaches a model; `undefined` when neither endpoint is configured. */
+export type ModelEndpoint =
+  | {
+      kind: 'azure';
+      endpoint: string;
+      deployment: string;
+      apiVersion: string;
+      /** Key auth when set, else Entra ID through DefaultAzureCredential. */
+      apiKey: string | undefined;
+      /** Picks a user-assigned managed identity for DefaultAzureCredential. */
+      managedIdentityClientId: string | undefined;
+    }
+  | { kind: 'openai-compatible'; baseURL: string; apiKey: string | undefined; model: string };
+
+export interface ModelSettings {
+  endpoint: ModelEndpoint | undefined;
+  timeoutMs: number;
+  maxRetries: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  maxCompletionTokens: number;
+  tokenLimitParameter: 'max_completion_tokens' | 'max_tokens';
+}
+
+export interface AppConfig {
+  model: ModelSettings;
+  chat: { historyTokenBudget: number; replyWaitSeconds: number };
+  limits: { maxBodyBytes: number; maxMessageChars: number };
+}
+
+/** Parses settings from an environment; throws ConfigError naming every invalid setting. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): AppConfig {
+  const parsed = settingsSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid settings: ${problems.join('; ')}`);
+  }
+  const s: Settings = parsed.data;
+  return {
+    model: {
+      endpoint: modelEndpoint(s),
+      timeoutMs: s.MODEL_TIMEOUT_MS,
+      maxRetries: s.MODEL_MAX_RETRIES,
+      retryBaseDelayMs: s.MODEL_RETRY_BASE_DELAY_MS,
+      retryMaxDelayMs: s.MODEL_RETRY_MAX_DELAY_MS,
+      maxCompletionTokens: s.MODEL_MAX_COMPLETION_TOKENS,
+      tokenLimitParameter: s.MODEL_TOKEN_LIMIT_PARAMETER,
+    },
+    chat: { historyTokenBudget: s.CHAT_HISTORY_TOKEN_BUDGET, replyWaitSeconds: s.CHAT_REPLY_WAIT_SECONDS },
+    limits: { maxBodyBytes: s.MAX_BODY_BYTES, maxMessageChars: s.MAX_MESSAGE_CHARS },
+  };
+}
+
+// Azure OpenAI wins when both are set: it is what `azd up` provisions.
+function modelEndpoint(s: Settings): ModelEndpoint | undefined {
+  if (s.AZURE_OPENAI_ENDPOINT !== undefined) {
+    return {
+      kind: 'azure',
+      endpoint: s.AZURE_OPENAI_ENDPOINT,
+      deployment: s.CHAT_MODEL_DEPLOYMENT_NAME,
+      apiVersion: s.AZURE_OPENAI_API_VERSION,
+      apiKey: s.AZURE_OPENAI_API_KEY,
+      managedIdentityClientId: s.AZURE_CLIENT_ID,
+    };
+  }
+  if (s.OPENAI_BASE_URL !== undefined) {
+    return { kind: 'openai-compatible', baseURL: s.OPENAI_BASE_URL, apiKey: s.OPENAI_API_KEY, model: s.CHAT_MODEL_DEPLOYMENT_NAME };
+  }
+  return undefined;
+}
+
+let cached: { config: AppConfig } | { error: ConfigError } | undefined;
+
+/** The process-wide config, read from process.env on first use. Throws the same ConfigError every time if invalid. */
+export function getConfig(): AppConfig {
+  if (cached === undefined) {
+    try {
+      cached = { config: loadConfig(process.env) };
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      cached = { error: err };
+    }
+  }
+  if ('error' in cached) throw cached.error;
+  return cached.config;
+}

@@ -1,0 +1,93 @@
+/**
+ * The one error hierarchy of the app. Every failure a client can cause or see is an AppError with
+ * an HTTP status and a stable code; `http/respond.ts` is the only place that turns them into
+ * responses. No Azure or HTTP imports here, so the chat domain and the model module can throw them.
+ */
+export abstract class AppError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: string;
+  /** Extra response headers (e.g. Retry-After). */
+  readonly headers: Readonly<Record<string, string>> = {};
+  /** Extra top-level fields of the JSON error body (e.g. the seed's `exists:false`). */
+  readonly body: Readonly<Record<string, unknown>> = {};
+}
+
+export type BadRequestCode =
+  | 'invalid_json'
+  | 'invalid_encoding'
+  | 'invalid_field'
+  | 'invalid_chat_id'
+  | 'invalid_timestamp'
+  | 'invalid_query';
+
+/** 400: the request is malformed; the message says what to fix. */
+export class BadRequestError extends AppError {
+  readonly status = 400;
+  constructor(
+    readonly code: BadRequestCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** 413: a body or a field is over its configured limit. */
+export class PayloadTooLargeError extends AppError {
+  readonly status = 413;
+  readonly code = 'payload_too_large';
+}
+
+/** 404: the chat does not exist. The body keeps the seed's `{id, exists:false}` fields. */
+export class ChatNotFoundError extends AppError {
+  readonly status = 404;
+  readonly code = 'chat_not_found';
+  override readonly body: Readonly<Record<string, unknown>>;
+  constructor(readonly chatId: string) {
+    super(`Chat '${chatId}' does not exist. Create it with PUT /api/chats/${chatId}.`);
+    this.body = { id: chatId, exists: false };
+  }
+}
+
+/** 503: no model endpoint is configured; the message names the settings to set. */
+export class ModelNotConfiguredError extends AppError {
+  readonly status = 503;
+  readonly code = 'model_not_configured';
+  constructor() {
+    super(
+      'No model is configured. Set AZURE_OPENAI_ENDPOINT (with CHAT_MODEL_DEPLOYMENT_NAME, optionally AZURE_OPENAI_API_KEY) ' +
+        'or OPENAI_BASE_URL (with OPENAI_API_KEY if the server needs one) in local.settings.json or the app settings.',
+    );
+  }
+}
+
+/** 503: a setting has an invalid value; the message names it. */
+export class ConfigError extends AppError {
+  readonly status = 503;
+  readonly code = 'invalid_configuration';
+}
+
+/** 429: the model kept throttling after our retries; the client should come back after `retryAfterSeconds`. */
+export class ModelThrottledError extends AppError {
+  readonly status = 429;
+  readonly code = 'model_throttled';
+  override readonly headers: Readonly<Record<string, string>>;
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+    this.headers = { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) };
+  }
+}
+
+/** 502: the model failed (error status, connection failure, unusable answer) after our retries. */
+export class ModelFailedError extends AppError {
+  readonly status = 502;
+  readonly code = 'model_failed';
+}
+
+/** 504: the model did not answer within the per-call timeout, after our retries. */
+export class ModelTimeoutError extends AppError {
+  readonly status = 504;
+  readonly code = 'model_timeout';
+}

@@ -1,0 +1,91 @@
+/**
+ * Input validation at the edge: request bodies (JSON whatever the Content-Type, size-limited,
+ * strict UTF-8), route parameters and query values. Everything past this module is typed.
+ */
+import type { HttpRequest } from '@azure/functions';
+import { z } from 'zod';
+import { BadRequestError, PayloadTooLargeError } from '../errors';
+
+export interface InputLimits {
+  maxBodyBytes: number;
+  maxMessageChars: number;
+}
+
+/**
+ * Reads the body as a JSON object and validates it with `schema`. An empty body counts as `{}` so
+ * that optional-only bodies (PUT /chats) may be omitted. String fields over their `.max()` are 413.
+ */
+export async function readJsonBody<T>(request: HttpRequest, schema: z.ZodType<T>, limits: InputLimits): Promise<T> {
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (Number.isFinite(declared) && declared > limits.maxBodyBytes) throw bodyTooLarge(limits);
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  if (bytes.byteLength > limits.maxBodyBytes) throw bodyTooLarge(limits);
+
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new BadRequestError('invalid_encoding', 'The request body is not valid UTF-8.');
+  }
+  let value: unknown = {};
+  if (text.trim() !== '') {
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new BadRequestError('invalid_json', 'The request body is not valid JSON.');
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new BadRequestError('invalid_json', 'The request body must be a JSON object.');
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const tooBig = parsed.error.issues.find((issue) => issue.code === 'too_big');
+  if (tooBig !== undefined) throw new PayloadTooLargeError(describeIssue(tooBig));
+  throw new BadRequestError('invalid_field', parsed.error.issues.map(describeIssue).join('; '));
+}
+
+function bodyTooLarge(limits: InputLimits): PayloadTooLargeError {
+  return new PayloadTooLargeError(`The request body is larger than ${limits.maxBodyBytes} bytes (MAX_BODY_BYTES).`);
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const field = issue.path.length > 0 ? `'${issue.path.join('.')}'` : 'body';
+  return `${field}: ${issue.message}`;
+}
+
+/** A required, non-blank text field of at most `maxChars` characters. */
+export function textField(name: string, maxChars: number) {
+  return z
+    .string({ error: (issue) => (issue.input === undefined ? `is required (a string)` : `must be a string`) })
+    .max(maxChars, `is longer than ${maxChars} characters (MAX_MESSAGE_CHARS)`)
+    .refine((v) => v.trim() !== '', `${name} must not be empty`);
+}
+
+const CHAT_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** A chat id: 1–128 of `A-Z a-z 0-9 - _ .`, so entity keys can neither collide nor escape. */
+export function parseChatId(raw: string | undefined): string {
+  if (raw === undefined || !CHAT_ID.test(raw) || raw === '.' || raw === '..') {
+    throw new BadRequestError('invalid_chat_id', 'chatId must be 1-128 characters of A-Z, a-z, 0-9, "-", "_" or "." (and not "." or "..").');
+  }
+  return raw;
+}
+
+// ISO-8601 date-time; seconds, fraction and zone optional. No zone means UTC (the seed's test.http omits it).
+const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/** Parses `timestampUTC`; returns epoch milliseconds. */
+export function parseTimestampUTC(raw: string): number {
+  const match = ISO_DATE_TIME.exec(raw.trim());
+  if (match === null) {
+    throw new BadRequestError('invalid_timestamp', 'timestampUTC must be an ISO-8601 date-time such as 2026-01-15T22:00:00Z.');
+  }
+  const normalised = match[8] === undefined ? `${raw.trim()}Z` : raw.trim();
+  const ms = Date.parse(normalised);
+  const [month, day, hour, minute, second] = [match[2], match[3], match[4], match[5], match[6] ?? '0'].map(Number) as [number, number, number, number, number];
+  if (Number.isNaN(ms) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
+    throw new BadRequestError('invalid_timestamp', `timestampUTC '${raw.slice(0, 64)}' is not a valid date-time.`);
+  }
+  return ms;
+}

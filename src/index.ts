@@ -1,0 +1,4 @@
+/** App-wide setup, loaded first by the Functions host (package.json `main`). */
+import { app } from '@azure/functions';
+
+app.setup({ enableHttpStream: false });
