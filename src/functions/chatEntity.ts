@@ -1,0 +1,50 @@
+/**
+ * The `chat` durable entity: wires the entity operations to the chat domain. `post` runs the model
+ * call inside the operation (the SDK awaits async handlers), so a chat's turns run in entity order.
+ */
+import * as df from 'durable-functions';
+import type { EntityContext } from 'durable-functions';
+import { z } from 'zod';
+import { createOrUpdate, postMessage, type ChatState } from '../chat/state';
+import { getConfig } from '../config';
+import { getModelClient } from '../model';
+
+export const CHAT_ENTITY_NAME = 'chat';
+
+/** Operation inputs, validated again here because they cross a storage boundary. */
+export const chatOperations = {
+  create: z.object({ instructions: z.string().optional() }),
+  post: z.object({ messageId: z.string().min(1), message: z.string() }),
+};
+
+export async function chatEntity(context: EntityContext<ChatState>): Promise<void> {
+  const operation = context.df.operationName;
+  const state = context.df.getState();
+  switch (operation) {
+    case 'create': {
+      const input = chatOperations.create.parse(context.df.getInput());
+      const next = createOrUpdate(state, input, new Date());
+      if (next !== state) context.df.setState(next);
+      return;
+    }
+    case 'post': {
+      // A post can race a delete; a deleted chat stays deleted.
+      if (state === undefined) return;
+      const input = chatOperations.post.parse(context.df.getInput());
+      const { historyTokenBudget } = getConfig().chat;
+      const result = await postMessage(state, input, (prompt) => getModelClient().complete({ messages: prompt }), {
+        historyTokenBudget,
+        now: () => new Date(),
+      });
+      if (result.state !== state) context.df.setState(result.state);
+      return;
+    }
+    case 'delete':
+      context.df.destructOnExit();
+      return;
+    default:
+      context.warn(`chat entity: unknown operation '${operation ?? ''}' ignored`);
+  }
+}
+
+df.app.entity(CHAT_ENTITY_NAME, chatEntity);
