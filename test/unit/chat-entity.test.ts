@@ -25,7 +25,7 @@ beforeAll(async () => {
 });
 afterAll(() => model.close());
 
-const runEntity = new Entity((context: EntityContext<ChatState>) => chatEntity(context)).listen() as unknown as (
+const runEntity = new Entity<ChatState>((context: EntityContext<ChatState>) => chatEntity(context)).listen() as (
   trigger: unknown,
   context: InvocationContext,
 ) => Promise<BatchResult>;

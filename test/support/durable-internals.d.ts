@@ -1,0 +1,9 @@
+// durable-functions does not export its entity batch runner; tests use it to run entities through the SDK's real handler.
+declare module 'durable-functions/lib/src/entities/Entity' {
+  import type { InvocationContext } from '@azure/functions';
+  import type { EntityContext } from 'durable-functions';
+  export class Entity<T> {
+    constructor(fn: (context: EntityContext<T>) => unknown);
+    listen(): (trigger: unknown, context: InvocationContext) => Promise<unknown>;
+  }
+}
