@@ -1,8 +1,9 @@
-/** POST /api/ask {"prompt"}: one completion, answered as text/plain. */
+/** POST /api/ask {"prompt"}: one completion, answered as text/plain, or as SSE for `Accept: text/event-stream`. */
 import { app } from '@azure/functions';
 import { z } from 'zod';
 import { getConfig } from '../config';
 import { handleErrors, textResponse } from '../http/respond';
+import { completionEventStream } from '../http/sse';
 import { readJsonBody, textField } from '../http/input';
 import { getModelClient, type ModelClient } from '../model';
 
@@ -10,9 +11,19 @@ export function askHandler(getModel: () => ModelClient = getModelClient) {
   return handleErrors(async (request) => {
     const { limits } = getConfig();
     const { prompt } = await readJsonBody(request, z.object({ prompt: textField('prompt', limits.maxMessageChars) }), limits);
-    const completion = await getModel().complete({ messages: [{ role: 'user', content: prompt }] });
+    const messages = [{ role: 'user' as const, content: prompt }];
+    if (wantsEventStream(request.headers.get('accept'))) {
+      // Errors before the first byte (throttling, no model...) still get their status codes.
+      const chunks = await getModel().stream({ messages });
+      return { status: 200, headers: { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' }, body: completionEventStream(chunks) };
+    }
+    const completion = await getModel().complete({ messages });
     return textResponse(200, completion.text);
   });
+}
+
+function wantsEventStream(accept: string | null): boolean {
+  return accept !== null && accept.split(',').some((type) => type.trim().toLowerCase().startsWith('text/event-stream'));
 }
 
 app.http('ask', { route: 'ask', methods: ['POST'], authLevel: 'function', handler: askHandler() });

@@ -25,8 +25,16 @@ export interface Completion {
   totalTokens: number;
 }
 
+/** One piece of a streamed completion: text as it arrives, then the usage of the whole call. */
+export type CompletionChunk = { type: 'delta'; text: string } | { type: 'usage'; promptTokens: number; completionTokens: number; totalTokens: number };
+
 export interface ModelClient {
   complete(request: CompletionRequest): Promise<Completion>;
+  /**
+   * Streams a completion. The returned promise settles once the model has accepted the call (with
+   * the same retries as `complete`); a failure after that surfaces from the iterator as an AppError.
+   */
+  stream(request: CompletionRequest): Promise<AsyncIterable<CompletionChunk>>;
 }
 
 /** What went wrong with one attempt, and whether another attempt may help. */
@@ -54,12 +62,14 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
   const openai = openAIClient(endpoint, settings);
   const model = endpoint.kind === 'azure' ? endpoint.deployment : endpoint.model;
 
-  async function attempt(request: CompletionRequest): Promise<Completion> {
+  function requestBody(request: CompletionRequest) {
     const maxTokens = request.maxTokens ?? settings.maxCompletionTokens;
-    const response = await openai.chat.completions.create(
-      { model, messages: request.messages.map((m) => ({ role: m.role, content: m.content })), [settings.tokenLimitParameter]: maxTokens },
-      { timeout: settings.timeoutMs, maxRetries: 0 },
-    );
+    return { model, messages: request.messages.map((m) => ({ role: m.role, content: m.content })), [settings.tokenLimitParameter]: maxTokens };
+  }
+  const callOptions = { timeout: settings.timeoutMs, maxRetries: 0 };
+
+  async function completeOnce(request: CompletionRequest): Promise<Completion> {
+    const response = await openai.chat.completions.create(requestBody(request), callOptions);
     const choice = Array.isArray(response?.choices) ? response.choices[0] : undefined;
     const content: unknown = choice?.message?.content;
     if (choice === undefined || (content !== null && typeof content !== 'string')) {
@@ -74,22 +84,50 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
     };
   }
 
-  return {
-    async complete(request) {
-      for (let attemptNumber = 0; ; attemptNumber++) {
-        try {
-          return await attempt(request);
-        } catch (err) {
-          const failure = classify(err);
-          const backoffMs = settings.retryBaseDelayMs * 2 ** attemptNumber * (0.5 + Math.random() / 2);
-          const waitMs = failure.retryAfterMs ?? backoffMs;
-          // A wait longer than we may hold the caller is passed on (429 + Retry-After) instead of slept.
-          if (!failure.retryable || attemptNumber >= settings.maxRetries || waitMs > settings.retryMaxDelayMs) {
-            throw toAppError(failure, attemptNumber + 1);
-          }
-          await sleep(waitMs);
+  /** Runs `once` until it succeeds, retrying what may succeed on another attempt. */
+  async function withRetries<T>(once: () => Promise<T>): Promise<T> {
+    for (let attemptNumber = 0; ; attemptNumber++) {
+      try {
+        return await once();
+      } catch (err) {
+        const failure = classify(err);
+        const backoffMs = settings.retryBaseDelayMs * 2 ** attemptNumber * (0.5 + Math.random() / 2);
+        const waitMs = failure.retryAfterMs ?? backoffMs;
+        // A wait longer than we may hold the caller is passed on (429 + Retry-After) instead of slept.
+        if (!failure.retryable || attemptNumber >= settings.maxRetries || waitMs > settings.retryMaxDelayMs) {
+          throw toAppError(failure, attemptNumber + 1);
+        }
+        await sleep(waitMs);
+      }
+    }
+  }
+
+  async function* chunksOf(stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>): AsyncGenerator<CompletionChunk> {
+    let finished = false;
+    try {
+      for await (const chunk of stream) {
+        if (chunk.choices?.[0]?.finish_reason) finished = true;
+        const text = chunk.choices?.[0]?.delta?.content;
+        if (typeof text === 'string' && text !== '') yield { type: 'delta', text };
+        if (chunk.usage) {
+          yield { type: 'usage', promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens, totalTokens: chunk.usage.total_tokens };
         }
       }
+    } catch (err) {
+      // Mid-stream there is no retry: part of the answer is already with the client.
+      throw toAppError(classify(err), 1);
+    }
+    // A connection that closes without a finish reason is a cut-off answer, not a complete one.
+    if (!finished) throw new ModelFailedError('The model stream ended before the answer was complete.');
+  }
+
+  return {
+    complete: (request) => withRetries(() => completeOnce(request)),
+    async stream(request) {
+      const stream = await withRetries(() =>
+        openai.chat.completions.create({ ...requestBody(request), stream: true, stream_options: { include_usage: true } }, callOptions),
+      );
+      return chunksOf(stream);
     },
   };
 }

@@ -122,3 +122,68 @@ describe('GET /api/whois/{name}', () => {
     expect(model.requests).toHaveLength(0);
   });
 });
+
+describe('POST /api/ask with Accept: text/event-stream', () => {
+  const sseRequest = (prompt: string) =>
+    askRequest(JSON.stringify({ prompt }), { 'content-type': 'application/json', accept: 'text/event-stream' });
+
+  async function* events(body: unknown): AsyncGenerator<{ event: string; data: unknown; at: number }> {
+    const reader = (body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const name = /^event: (.*)$/m.exec(block)?.[1] ?? '';
+        const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') as unknown;
+        yield { event: name, data, at: Date.now() };
+      }
+    }
+  }
+
+  it('streams one delta event per chunk, the first before the model has finished, then usage', async () => {
+    model.enqueue({ stream: ['Once ', 'upon ', 'a ', 'time'], chunkDelayMs: 150 });
+    const started = Date.now();
+    const response = await call(ask, sseRequest('story'));
+    expect(response.status).toBe(200);
+    expect(response.headers['Content-Type']).toBe('text/event-stream; charset=utf-8');
+    const seen = [];
+    for await (const e of events(response.body)) seen.push(e);
+    expect(seen.map((e) => e.event)).toEqual(['delta', 'delta', 'delta', 'delta', 'done']);
+    expect(seen.slice(0, 4).map((e) => (e.data as { text: string }).text).join('')).toBe('Once upon a time');
+    expect(seen[4]?.data).toMatchObject({ usage: { completionTokens: expect.any(Number), totalTokens: expect.any(Number) } });
+    // the model takes 4 × 150 ms; the first event must not wait for the last chunk
+    expect(seen[0]!.at - started).toBeLessThan(seen[4]!.at - started - 300);
+    expect(model.requests[0]?.body.stream).toBe(true);
+  });
+
+  it('ends with an error event when the model fails mid-stream', async () => {
+    model.enqueue({ stream: ['partial ', 'answer ', 'never ends'], chunkDelayMs: 30, failAfterChunks: 2 });
+    const response = await call(ask, sseRequest('story'));
+    const seen = [];
+    for await (const e of events(response.body)) seen.push(e);
+    expect(seen.map((e) => e.event)).toEqual(['delta', 'delta', 'error']);
+    expect(seen[2]?.data).toMatchObject({ error: { code: 'model_failed' } });
+  });
+
+  it('treats a stream cut off before any finish reason as an error, not a complete answer', async () => {
+    model.enqueue({ stream: ['only this'], failAfterChunks: 0 });
+    const response = await call(ask, sseRequest('story'));
+    const seen = [];
+    for await (const e of events(response.body)) seen.push(e.event);
+    expect(seen).toEqual(['error']);
+  });
+
+  it('answers throttling before the stream starts with 429 and Retry-After', async () => {
+    model.setDefault({ status: 429, headers: { 'retry-after': '4' } });
+    model.enqueue({ status: 429, headers: { 'retry-after': '0' } });
+    const response = await call(ask, sseRequest('story'));
+    expect(response.status).toBe(429);
+    expect(response.headers['Retry-After']).toBe('4');
+  });
+});
