@@ -6,14 +6,14 @@
 // Output: local.settings.json in the current directory, or the path given as the first argument.
 //
 // Existing settings are merged, not discarded, so a developer's own tuning (token budget, port,
-// a custom AzureWebJobsStorage) survives re-provisioning. Settings that would send model calls
-// somewhere else or authenticate with a key are removed, and the hook says so.
+// a custom AzureWebJobsStorage) survives re-provisioning. A stale AZURE_OPENAI_API_KEY is removed
+// (the deployed account rejects keys), and the hook says so.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-// These route the app to another OpenAI-compatible server or switch Azure OpenAI to key auth
-// (see DESIGN.md §3); left in place they would silently bypass the deployed model.
-const OVERRIDING_SETTINGS = ['OPENAI_BASE_URL', 'OPENAI_API_KEY', 'AZURE_OPENAI_API_KEY'];
+// The deployed account has key auth disabled, so a key left over from another setup would only make
+// every model call fail with 401. (OPENAI_BASE_URL may stay: AZURE_OPENAI_ENDPOINT wins over it.)
+const KEY_SETTINGS = ['AZURE_OPENAI_API_KEY'];
 
 function fail(message) {
   console.error(`postprovision: ${message}`);
@@ -77,8 +77,8 @@ const target = resolve(process.argv[2] ?? 'local.settings.json');
 const settings = readExistingSettings(target);
 const values = settings.Values;
 
-const removed = OVERRIDING_SETTINGS.filter((name) => typeof values[name] === 'string' && values[name] !== '');
-for (const name of OVERRIDING_SETTINGS) delete values[name];
+const removed = KEY_SETTINGS.filter((name) => typeof values[name] === 'string' && values[name] !== '');
+for (const name of KEY_SETTINGS) delete values[name];
 
 // Local runs keep their state in Azurite: the deployed storage account accepts no keys, and the
 // task hub of a local run should not mix with the deployed app's.
@@ -98,6 +98,6 @@ console.log(`postprovision: wrote ${target}`);
 console.log(`  AZURE_OPENAI_ENDPOINT=${endpoint}`);
 console.log(`  CHAT_MODEL_DEPLOYMENT_NAME=${deployment}`);
 if (removed.length > 0) {
-  console.log(`  removed ${removed.join(', ')} so the app uses the deployed model with your Entra ID login`);
+  console.log(`  removed ${removed.join(', ')} (the deployed account accepts Entra ID tokens only)`);
 }
 console.log('  `npm start` now calls the deployed model as your az/azd login (Cognitive Services OpenAI User).');
