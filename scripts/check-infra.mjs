@@ -18,7 +18,7 @@
 // Where neither can be had (no .NET SDK, no Bicep, no az) the check is skipped with a notice and
 // the infra tests skip themselves, saying why. If .NET is there but the restore fails, that is a
 // failure, not a skip: a CI image that should check the infra must not silently stop doing so.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -64,6 +64,19 @@ function run(command, args, options = {}) {
     stderr: result.stderr ?? '',
     error: result.error,
   };
+}
+
+// Like run(), without blocking: the snapshots are independent, so they run side by side.
+function runAsync(command, args) {
+  return new Promise((resolvePromise) => {
+    const child = spawn(command, args, { cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
+    child.on('error', (error) => resolvePromise({ ok: false, status: null, stdout, stderr, error }));
+    child.on('close', (status) => resolvePromise({ ok: status === 0, status, stdout, stderr, error: undefined }));
+  });
 }
 
 // NuGet runtime id of the Bicep CLI package for this machine, or null where none is published.
@@ -142,7 +155,13 @@ function findBicep() {
     const fromNuGet = restoreFromNuGet(rid);
     if (fromNuGet) {
       const version = bicepVersionOf(fromNuGet.executable);
-      if (!version) fail(`${relative(ROOT, fromNuGet.executable)} does not run (try deleting .bicep/ and re-running)`);
+      if (!version) {
+        const attempt = run(fromNuGet.executable, ['--version']);
+        fail(
+          `${relative(ROOT, fromNuGet.executable)} does not run (try deleting .bicep/ and re-running):\n` +
+            `${attempt.stderr || attempt.stdout || String(attempt.error)}`,
+        );
+      }
       return { executable: fromNuGet.executable, version, source: `NuGet Azure.Bicep.CommandLine.${rid}` };
     }
   }
@@ -180,11 +199,11 @@ function diagnosticsOf(stderr) {
   return problems;
 }
 
-function bicepFiles(dir) {
+function filesUnder(dir) {
   return readdirSync(dir)
     .flatMap((name) => {
       const path = join(dir, name);
-      return statSync(path).isDirectory() ? bicepFiles(path) : [path];
+      return statSync(path).isDirectory() ? filesUnder(path) : [path];
     })
     .sort();
 }
@@ -216,7 +235,7 @@ if (bicep.version !== BICEP_VERSION) {
   log(`note: CI pins ${BICEP_VERSION}; diagnostics from ${bicep.version} may differ.`);
 }
 
-const sources = bicepFiles(INFRA).filter((path) => path.endsWith('.bicep'));
+const sources = filesUnder(INFRA).filter((path) => path.endsWith('.bicep'));
 if (!sources.includes(join(INFRA, 'main.bicep'))) fail('infra/main.bicep is missing');
 
 // One compiler process for all files. --no-restore: modules must be local files, so a registry
@@ -243,35 +262,37 @@ rmSync(snapshotDir, { recursive: true, force: true });
 mkdirSync(snapshotDir, { recursive: true });
 const usingPath = relative(snapshotDir, join(INFRA, 'main.bicep')).split(sep).join('/');
 const snapshots = {};
-for (const [name, parameters] of Object.entries(SCENARIOS)) {
-  const paramFile = join(snapshotDir, `${name}.bicepparam`);
-  writeFileSync(
-    paramFile,
-    [`using '${usingPath}'`, ...Object.entries(parameters).map(([key, value]) => `param ${key} = ${bicepparamLiteral(value)}`), ''].join('\n'),
-  );
-  const snapshot = run(bicep.executable, [
-    'snapshot', paramFile, '--mode', 'overwrite',
-    '--subscription-id', SUBSCRIPTION_ID, '--tenant-id', TENANT_ID,
-    '--location', parameters.location, '--deployment-name', `check-infra-${name}`,
-  ]);
-  const problems = diagnosticsOf(snapshot.stderr);
-  const produced = join(snapshotDir, `${name}.snapshot.json`);
-  if (!snapshot.ok || problems.length > 0 || !existsSync(produced)) {
-    fail(`bicep snapshot for scenario "${name}" failed (exit ${snapshot.status}):\n  ${problems.join('\n  ') || snapshot.stderr || snapshot.stdout}`);
-  }
-  const content = JSON.parse(readFileSync(produced, 'utf8'));
-  if (Array.isArray(content.diagnostics) && content.diagnostics.length > 0) {
-    fail(`bicep snapshot for scenario "${name}" reported diagnostics:\n${JSON.stringify(content.diagnostics, null, 2)}`);
-  }
-  const file = `snapshot-${name}.json`;
-  writeFileSync(join(OUT, file), JSON.stringify(content, null, 2));
-  snapshots[name] = { file, parameters, subscriptionId: SUBSCRIPTION_ID, tenantId: TENANT_ID };
-}
+await Promise.all(
+  Object.entries(SCENARIOS).map(async ([name, parameters]) => {
+    const paramFile = join(snapshotDir, `${name}.bicepparam`);
+    writeFileSync(
+      paramFile,
+      [`using '${usingPath}'`, ...Object.entries(parameters).map(([key, value]) => `param ${key} = ${bicepparamLiteral(value)}`), ''].join('\n'),
+    );
+    const snapshot = await runAsync(bicep.executable, [
+      'snapshot', paramFile, '--mode', 'overwrite',
+      '--subscription-id', SUBSCRIPTION_ID, '--tenant-id', TENANT_ID,
+      '--location', parameters.location, '--deployment-name', `check-infra-${name}`,
+    ]);
+    const problems = diagnosticsOf(snapshot.stderr);
+    const produced = join(snapshotDir, `${name}.snapshot.json`);
+    if (!snapshot.ok || problems.length > 0 || !existsSync(produced)) {
+      fail(`bicep snapshot for scenario "${name}" failed (exit ${snapshot.status}):\n  ${problems.join('\n  ') || snapshot.stderr || snapshot.stdout || String(snapshot.error)}`);
+    }
+    const content = JSON.parse(readFileSync(produced, 'utf8'));
+    if (Array.isArray(content.diagnostics) && content.diagnostics.length > 0) {
+      fail(`bicep snapshot for scenario "${name}" reported diagnostics:\n${JSON.stringify(content.diagnostics, null, 2)}`);
+    }
+    const file = `snapshot-${name}.json`;
+    writeFileSync(join(OUT, file), JSON.stringify(content, null, 2));
+    snapshots[name] = { file, parameters, subscriptionId: SUBSCRIPTION_ID, tenantId: TENANT_ID };
+  }),
+);
 log(`predicted ${Object.keys(SCENARIOS).length} deployments (${Object.keys(SCENARIOS).join(', ')}) (${elapsed()})`);
 
 // Hashes of the inputs let the tests refuse to judge output compiled from older sources.
 const inputs = {};
-for (const path of bicepFiles(INFRA).filter((p) => /\.(bicep|json)$/.test(p))) inputs[relative(ROOT, path).split(sep).join('/')] = sha256(path);
+for (const path of filesUnder(INFRA).filter((p) => /\.(bicep|json)$/.test(p))) inputs[relative(ROOT, path).split(sep).join('/')] = sha256(path);
 writeFileSync(
   join(OUT, 'manifest.json'),
   JSON.stringify({ bicepVersion: bicep.version, bicepSource: bicep.source, inputs, snapshots }, null, 2),

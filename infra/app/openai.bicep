@@ -49,7 +49,8 @@ resource chat 'Microsoft.CognitiveServices/accounts/deployments@2024-10-01' = {
       name: modelName
       version: modelVersion
     }
-    versionUpgradeOption: 'OnceNewDefaultVersionAvailable'
+    // Stay on the pinned model version (answers keep their behaviour) until Azure retires it.
+    versionUpgradeOption: 'OnceCurrentVersionExpired'
   }
 }
 

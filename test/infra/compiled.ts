@@ -71,6 +71,7 @@ const armParameterSchema = z.looseObject({
   type: z.string(),
   defaultValue: z.json().optional(),
   allowedValues: z.array(z.json()).optional(),
+  metadata: z.json().optional(),
 });
 
 const armTemplateSchema = z.looseObject({

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { loadConfig } from '../../src/config';
 import {
   ROOT,
@@ -114,10 +115,9 @@ function expectedScope(deployment: Deployment, role: RoleName): string {
 }
 
 function minimumNodeMajor(): number {
-  const manifest: unknown = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-  const range = at(manifest as Json, 'engines.node');
-  const match = typeof range === 'string' ? /^>=\s*(\d+)(\.\d+){0,2}$/.exec(range.trim()) : null;
-  if (match?.[1] === undefined) throw new Error(`package.json engines.node is ${JSON.stringify(range)}; this test understands ">=N" only`);
+  const { engines } = z.object({ engines: z.object({ node: z.string() }) }).parse(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')));
+  const match = /^>=\s*(\d+)(\.\d+){0,2}$/.exec(engines.node.trim());
+  if (match?.[1] === undefined) throw new Error(`package.json engines.node is "${engines.node}"; this test understands ">=N" only`);
   return Number(match[1]);
 }
 

@@ -129,9 +129,9 @@ describe.skipIf(skipReason !== undefined)(`compiled template${skipReason ? ` (sk
   });
 
   it('lets azd pick the region by Azure OpenAI quota for the default chat model', () => {
-    const location = main.parameters?.location;
-    expect(at(location as Json, 'metadata.azd.type')).toBe('location');
-    const usage = at(location as Json, 'metadata.azd.usageName');
+    const metadata = main.parameters?.location?.metadata;
+    expect(at(metadata, 'azd.type')).toBe('location');
+    const usage = at(metadata, 'azd.usageName');
     const defaults = main.parameters ?? {};
     expect(usage).toEqual([
       `OpenAI.${String(defaults.chatDeploymentSkuName?.defaultValue)}.${String(defaults.chatModelName?.defaultValue)},${String(defaults.chatDeploymentCapacity?.defaultValue)}`,
