@@ -45,7 +45,8 @@ function isDurableClient(binding: BindingMetadata): boolean {
 }
 
 function describeBinding(name: string, binding: BindingMetadata): string {
-  return `${binding.direction} binding '${binding.type}' (${name})`;
+  const direction = binding.direction.toLowerCase() === 'in' ? 'input' : binding.direction.toLowerCase() === 'out' ? 'output' : binding.direction;
+  return `${direction} binding '${binding.type}' (${name})`;
 }
 
 function stringList(value: unknown): string[] | undefined {

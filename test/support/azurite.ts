@@ -36,6 +36,12 @@ export interface AzuriteOptions {
 
 const READY_PATTERN = /Table service (is )?successfully (started|listening)/i;
 
+/** Last resort if a test process exits without stop(): do not leave emulators behind. */
+const liveChildren = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -65,6 +71,8 @@ async function startOnce(port: number, timeoutMs: number): Promise<AzuriteHandle
     [azuriteTableScript(), '--inMemoryPersistence', '--tableHost', '127.0.0.1', '--tablePort', String(port), '--silent', '--loose', '--skipApiVersionCheck', '--disableTelemetry'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
   let output = '';
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`Azurite did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);

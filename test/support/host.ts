@@ -9,6 +9,7 @@
  *   await host.kill();                 // SIGKILL (crash), resolves when the process has exited
  *
  *   const failed = await runHostExpectingExit({ appRoot });  // for start-up failures: { code, logs }
+ *   afterAll(stopAllHosts);            // stops every host this test file started and did not stop
  *
  * `startHost` resolves when the host prints its "Local host listening on <url>" line; it uses
  * `--port 0` unless a port is given, and takes the real URL from that line. Extra `env` entries
@@ -50,6 +51,30 @@ export interface HostHandle {
 
 const READY_LINE = /Local host listening on (http:\/\/[^\s]+)/;
 
+/** Hosts still running, so a failed test cannot leak them (stopAllHosts, and a last-resort kill on exit). */
+const liveChildren = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+
+/** SIGTERM to every host started from this process that is still running; resolves when all exited. */
+export async function stopAllHosts(): Promise<void> {
+  await Promise.all(
+    [...liveChildren].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const forced = setTimeout(() => child.kill('SIGKILL'), 15_000);
+          child.once('exit', () => {
+            clearTimeout(forced);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
 function ensureBuilt(): void {
   if (!existsSync(HOST_MAIN)) {
     throw new Error(`${path.relative(REPO_ROOT, HOST_MAIN)} is missing: run \`npm run build\` before these tests (npm test does it).`);
@@ -65,6 +90,7 @@ function spawnHost(options: HostOptions): { child: ChildProcess; logs: () => str
     else env[name] = value;
   }
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  liveChildren.add(child);
   let output = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer): void => {
@@ -75,6 +101,7 @@ function spawnHost(options: HostOptions): { child: ChildProcess; logs: () => str
   child.stderr?.on('data', onData);
   const exited = new Promise<HostExit>((resolve) => {
     child.once('exit', (code, signal) => {
+      liveChildren.delete(child);
       for (const listener of [...listeners]) listener();
       resolve({ code, signal });
     });
