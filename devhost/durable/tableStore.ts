@@ -340,8 +340,10 @@ export class EntityTableStore {
       for (let i = groups.length; i <= before.extraStateRows; i++) actions.push(['delete', { partitionKey, rowKey: stateRowKey(i) }]);
       after.present = true;
       after.extraStateRows = groups.length - 1;
-    } else if (before.present || sourcesChanged) {
+    } else if (before.present || sourcesChanged || commit.signals.length > 0) {
       // Metadata only: Merge leaves the state chunks untouched (no re-serialising unchanged state).
+      // Written when signals go out even for a stateless entity: lastAppliedSeq must survive a
+      // restart, or its next outbox could reuse a sequence its receivers already marked as seen.
       const header: Row = { partitionKey, rowKey: HEADER_ROW_KEY, ...meta };
       if (!before.present) Object.assign(header, { exists: false, stateChunks: 0, stateRows: 0 });
       actions.push(['upsert', header as Row & { partitionKey: string; rowKey: string }, 'Merge']);

@@ -58,6 +58,20 @@ describe('signal delivery after a crash', () => {
     await host.stop();
   });
 
+  it('keeps a stateless sender\'s signal numbering across restarts, so receivers do not discard new signals', async () => {
+    for (const value of ['v1', 'v2', 'v3']) {
+      const host = await start();
+      const api = durableApi(host.url);
+      await api.signal('relay-src', 'relay', { to: 'relay-dst', value });
+      await eventually(`delivery of ${value}`, async () => ((await api.read('relay-dst'))?.items.includes(value) ? true : undefined));
+      expect(await api.read('relay-src')).toBeUndefined(); // the relay never had state
+      await host.stop();
+    }
+    const host = await start();
+    expect((await durableApi(host.url).read('relay-dst'))?.items).toEqual(['v1', 'v2', 'v3']);
+    await host.stop();
+  });
+
   it('does not re-deliver a signal that is still pending at the receiver', async () => {
     // The receiver holds the delivered operation (not processed yet) and the sender still has its outbox.
     const origin = { originSource: '@ledger@src-b', originSeq: 7, originIndex: 0 };
