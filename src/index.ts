@@ -1,4 +1,5 @@
 /** App-wide setup, loaded first by the Functions host (package.json `main`). */
 import { app } from '@azure/functions';
 
-app.setup({ enableHttpStream: false });
+// Streamed responses (SSE from /api/ask) need the library's HTTP stream mode.
+app.setup({ enableHttpStream: true });
