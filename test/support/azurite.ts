@@ -24,6 +24,8 @@ export interface AzuriteHandle {
   connectionString: string;
   tableEndpoint: string;
   port: number;
+  /** Process id, for memory readings in benchmarks. */
+  pid: number;
   /** Everything Azurite printed, for failure messages. */
   logs(): string;
   stop(): Promise<void>;
@@ -100,6 +102,7 @@ async function startOnce(port: number, timeoutMs: number): Promise<AzuriteHandle
   const tableEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT_NAME}`;
   return {
     port,
+    pid: child.pid ?? 0,
     tableEndpoint,
     connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT_NAME};AccountKey=${AZURITE_ACCOUNT_KEY};TableEndpoint=${tableEndpoint};`,
     logs: () => output,
