@@ -29,6 +29,8 @@ export interface HostOptions {
   /** Default 0: the host picks a free port and reports it. */
   port?: number;
   args?: string[];
+  /** Options for node itself, e.g. ['--cpu-prof'] to profile the host. */
+  nodeArgs?: string[];
   readyTimeoutMs?: number;
 }
 
@@ -83,7 +85,7 @@ function ensureBuilt(): void {
 
 function spawnHost(options: HostOptions): { child: ChildProcess; logs: () => string; onOutput: (listener: () => void) => () => void; exited: Promise<HostExit> } {
   ensureBuilt();
-  const args = [HOST_MAIN, '--app-root', path.resolve(REPO_ROOT, options.appRoot), '--port', String(options.port ?? 0), ...(options.args ?? [])];
+  const args = [...(options.nodeArgs ?? []), HOST_MAIN, '--app-root', path.resolve(REPO_ROOT, options.appRoot), '--port', String(options.port ?? 0), ...(options.args ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const [name, value] of Object.entries(options.env ?? {})) {
     if (value === undefined) delete env[name];
