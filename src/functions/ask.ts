@@ -4,13 +4,17 @@ import { z } from 'zod';
 import { getConfig } from '../config';
 import { handleErrors, textResponse } from '../http/respond';
 import { completionEventStream } from '../http/sse';
-import { readJsonBody, textField } from '../http/input';
+import { jsonBodyReader, textField } from '../http/input';
 import { getModelClient, type ModelClient } from '../model';
+
+const readAskBody = jsonBodyReader(
+  () => getConfig().limits,
+  (limits) => z.object({ prompt: textField('prompt', limits.maxMessageChars) }),
+);
 
 export function askHandler(getModel: () => ModelClient = getModelClient) {
   return handleErrors(async (request) => {
-    const { limits } = getConfig();
-    const { prompt } = await readJsonBody(request, z.object({ prompt: textField('prompt', limits.maxMessageChars) }), limits);
+    const { prompt } = await readAskBody(request);
     const messages = [{ role: 'user' as const, content: prompt }];
     if (wantsEventStream(request.headers.get('accept'))) {
       // Errors before the first byte (throttling, no model...) still get their status codes.

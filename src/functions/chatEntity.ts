@@ -7,9 +7,8 @@ import type { EntityContext } from 'durable-functions';
 import { z } from 'zod';
 import { createOrUpdate, postMessage, type ChatState } from '../chat/state';
 import { getConfig } from '../config';
+import { announceChatUpdate, CHAT_ENTITY_NAME } from '../durable/chatStore';
 import { getModelClient } from '../model';
-
-export const CHAT_ENTITY_NAME = 'chat';
 
 /** Operation inputs, validated again here because they cross a storage boundary. */
 export const chatOperations = {
@@ -24,7 +23,10 @@ export async function chatEntity(context: EntityContext<ChatState>): Promise<voi
     case 'create': {
       const input = chatOperations.create.parse(context.df.getInput());
       const next = createOrUpdate(state, input, new Date());
-      if (next !== state) context.df.setState(next);
+      if (next !== state) {
+        context.df.setState(next);
+        announceChatUpdate(context.df.entityKey);
+      }
       return;
     }
     case 'post': {
@@ -36,11 +38,15 @@ export async function chatEntity(context: EntityContext<ChatState>): Promise<voi
         historyTokenBudget,
         now: () => new Date(),
       });
-      if (result.state !== state) context.df.setState(result.state);
+      if (result.state !== state) {
+        context.df.setState(result.state);
+        announceChatUpdate(context.df.entityKey);
+      }
       return;
     }
     case 'delete':
       context.df.destructOnExit();
+      announceChatUpdate(context.df.entityKey);
       return;
     default:
       context.warn(`chat entity: unknown operation '${operation ?? ''}' ignored`);

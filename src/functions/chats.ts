@@ -10,12 +10,10 @@ import { replyTo, type ChatState } from '../chat/state';
 import { toChatView } from '../chat/view';
 import { getConfig } from '../config';
 import { BadRequestError, ChatNotFoundError, ModelFailedError, ModelTimeoutError } from '../errors';
-import { parseChatId, parseTimestampUTC, readJsonBody, textField } from '../http/input';
+import { jsonBodyReader, parseChatId, parseTimestampUTC, textField } from '../http/input';
 import { handleErrors, jsonResponse, textResponse } from '../http/respond';
 import { getModelClient } from '../model';
-import { CHAT_ENTITY_NAME } from './chatEntity';
-
-type DurableClient = ReturnType<typeof df.getClient>;
+import { chatEntityId as entityId, readChat, waitForChat } from '../durable/chatStore';
 
 /** How long PUT waits for a new chat to exist before answering 202 instead of 201. */
 const CREATE_WAIT_MS = 5_000;
@@ -24,42 +22,28 @@ const DELETE_WAIT_MS = 5_000;
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
 const MESSAGE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-function entityId(chatId: string): df.EntityId {
-  return new df.EntityId(CHAT_ENTITY_NAME, chatId);
-}
-
-async function readChat(client: DurableClient, chatId: string): Promise<ChatState | undefined> {
-  const response = await client.readEntityState<ChatState>(entityId(chatId));
-  return response.entityExists ? response.entityState : undefined;
-}
-
-/** Re-reads the chat until `done` holds or the deadline passes; polls fast at first, then backs off. */
-async function waitForChat(
-  client: DurableClient,
-  chatId: string,
-  done: (state: ChatState | undefined) => boolean,
-  timeoutMs: number,
-): Promise<ChatState | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  let pauseMs = 2;
-  for (;;) {
-    const state = await readChat(client, chatId);
-    if (done(state) || Date.now() >= deadline) return state;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(pauseMs, Math.max(0, deadline - Date.now()))));
-    pauseMs = Math.min(pauseMs * 2, 250);
-  }
-}
-
 function chatUrl(request: HttpRequest, chatId: string, timestampUTC?: string): string {
   const url = new URL(`/api/chats/${encodeURIComponent(chatId)}`, request.url);
   if (timestampUTC !== undefined) url.searchParams.set('timestampUTC', timestampUTC);
   return url.toString();
 }
 
+const readCreateBody = jsonBodyReader(
+  () => getConfig().limits,
+  (limits) => z.object({ instructions: textField('instructions', limits.maxMessageChars).optional() }),
+);
+const readPostBody = jsonBodyReader(
+  () => getConfig().limits,
+  (limits) =>
+    z.object({
+      message: textField('message', limits.maxMessageChars),
+      messageId: z.string().regex(MESSAGE_ID, 'must be 1-128 of A-Z a-z 0-9 . _ : -').optional(),
+    }),
+);
+
 async function createChat(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const chatId = parseChatId(request.params.chatId);
-  const { limits } = getConfig();
-  const body = await readJsonBody(request, z.object({ instructions: textField('instructions', limits.maxMessageChars).optional() }), limits);
+  const body = await readCreateBody(request);
   const client = df.getClient(context);
   await client.signalEntity(entityId(chatId), 'create', { instructions: body.instructions });
   const applied = (state: ChatState | undefined) => state !== undefined && (body.instructions === undefined || state.instructions === body.instructions);
@@ -79,36 +63,36 @@ function parseWaitSeconds(request: HttpRequest, defaultSeconds: number): number 
 
 async function postToChat(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const chatId = parseChatId(request.params.chatId);
-  const config = getConfig();
-  const waitSeconds = parseWaitSeconds(request, config.chat.replyWaitSeconds);
-  const body = await readJsonBody(
-    request,
-    z.object({ message: textField('message', config.limits.maxMessageChars), messageId: z.string().regex(MESSAGE_ID, 'must be 1-128 of A-Z a-z 0-9 . _ : -').optional() }),
-    config.limits,
-  );
+  const waitSeconds = parseWaitSeconds(request, getConfig().chat.replyWaitSeconds);
+  const body = await readPostBody(request);
   const idempotencyKey = request.headers.get('idempotency-key');
   if (idempotencyKey !== null && !MESSAGE_ID.test(idempotencyKey)) {
     throw new BadRequestError('invalid_field', 'The Idempotency-Key header must be 1-128 of A-Z a-z 0-9 . _ : -');
   }
   getModelClient(); // 503 now, rather than a stored turn that can only fail
   const client = df.getClient(context);
-  if ((await readChat(client, chatId)) === undefined) throw new ChatNotFoundError(chatId);
+  // Without a wait, 202 must mean the chat exists. With one, the wait's own reads tell: the entity
+  // ignores a post to a chat that does not exist, and the first read then answers 404.
+  if (waitSeconds === 0 && (await readChat(client, chatId)) === undefined) throw new ChatNotFoundError(chatId);
 
   const messageId = idempotencyKey ?? body.messageId ?? `m-${randomUUID()}`;
   const acceptedAt = new Date(Date.now() - 1).toISOString();
   await client.signalEntity(entityId(chatId), 'post', { messageId, message: body.message });
+  if (waitSeconds === 0) return pending(request, chatId, messageId, acceptedAt);
 
-  const state = waitSeconds > 0 ? await waitForChat(client, chatId, (s) => s === undefined || replyTo(s, messageId) !== undefined, waitSeconds * 1000) : undefined;
-  if (waitSeconds > 0 && state === undefined) throw new ChatNotFoundError(chatId);
-  const reply = state === undefined ? undefined : replyTo(state, messageId);
-  if (reply === undefined) {
-    return jsonResponse(202, { chatId, messageId, status: 'pending' }, { Location: chatUrl(request, chatId, acceptedAt), 'Retry-After': '1' });
-  }
+  const state = await waitForChat(client, chatId, (s) => s === undefined || replyTo(s, messageId) !== undefined, waitSeconds * 1000);
+  if (state === undefined) throw new ChatNotFoundError(chatId);
+  const reply = replyTo(state, messageId);
+  if (reply === undefined) return pending(request, chatId, messageId, acceptedAt);
   if (reply.status === 'failed') {
     const message = `The reply to message '${messageId}' failed: ${reply.error ?? 'model error'}`;
     throw reply.errorCode === 'model_timeout' ? new ModelTimeoutError(message) : new ModelFailedError(message);
   }
   return textResponse(200, reply.content, { 'X-Message-Id': messageId });
+}
+
+function pending(request: HttpRequest, chatId: string, messageId: string, acceptedAt: string): HttpResponseInit {
+  return jsonResponse(202, { chatId, messageId, status: 'pending' }, { Location: chatUrl(request, chatId, acceptedAt), 'Retry-After': '1' });
 }
 
 async function getChat(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {

@@ -45,6 +45,21 @@ export async function readJsonBody<T>(request: HttpRequest, schema: z.ZodType<T>
   throw new BadRequestError('invalid_field', parsed.error.issues.map(describeIssue).join('; '));
 }
 
+/**
+ * A body reader for one schema, built on first use from the limits (which come from the config,
+ * read once), so requests do not rebuild schemas.
+ */
+export function jsonBodyReader<T>(getLimits: () => InputLimits, build: (limits: InputLimits) => z.ZodType<T>): (request: HttpRequest) => Promise<T> {
+  let built: { limits: InputLimits; schema: z.ZodType<T> } | undefined;
+  return (request) => {
+    if (built === undefined) {
+      const limits = getLimits();
+      built = { limits, schema: build(limits) };
+    }
+    return readJsonBody(request, built.schema, built.limits);
+  };
+}
+
 function bodyTooLarge(limits: InputLimits): PayloadTooLargeError {
   return new PayloadTooLargeError(`The request body is larger than ${limits.maxBodyBytes} bytes (MAX_BODY_BYTES).`);
 }
