@@ -1,0 +1,224 @@
+/**
+ * The chat page (GET /api/ui) in a real browser: Debian's Chromium driven by playwright-core, against
+ * the real compiled app in the local host with in-memory Azurite and the scripted model server.
+ * Needs `npm run build` first (npm test does it) and /usr/bin/chromium (.ci/run installs it).
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
+import { errors } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../support/app';
+import { REPO_ROOT } from '../support/host';
+import { lastUserContent, type RecordedRequest } from '../support/model-server';
+import { launchChromium, waitForText, waitForTexts, type PageGlobals } from './chromium';
+
+const MESSAGES = '#messages .message .text';
+const SCREENSHOT = path.join(REPO_ROOT, 'test-results', 'chat-page.png');
+const echo = (request: RecordedRequest) => `echo: ${lastUserContent(request)}`;
+
+let t: TestApp;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let pageErrors: Error[];
+
+beforeAll(async () => {
+  [t, browser] = await Promise.all([startTestApp(), launchChromium()]);
+});
+afterAll(async () => {
+  await browser?.close();
+  await t?.stop();
+});
+
+beforeEach(async () => {
+  t.model.setDefault({ reply: echo });
+  context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  page = await context.newPage();
+  pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error));
+});
+afterEach(async () => {
+  await context?.close();
+  // An exception thrown in the page is a bug even when the visible checks passed.
+  expect(pageErrors.map((e) => e.message)).toEqual([]);
+});
+
+async function openPage(query = ''): Promise<void> {
+  await page.goto(t.url(`/api/ui${query}`));
+}
+
+async function openChat(chatId: string, instructions?: string): Promise<void> {
+  await page.fill('#chat-id', chatId);
+  if (instructions !== undefined) await page.fill('#instructions', instructions);
+  await page.click('#open');
+  await waitForText(page, '#status', /^(Created|Reopened) chat /);
+}
+
+/** Resolves to 'requested' if the page sends a matching request within `ms`, else 'quiet'. */
+async function requestWithin(predicate: (request: Request) => boolean, ms: number): Promise<'requested' | 'quiet'> {
+  try {
+    await page.waitForRequest(predicate, { timeout: ms });
+    return 'requested';
+  } catch (err) {
+    if (err instanceof errors.TimeoutError) return 'quiet';
+    throw err;
+  }
+}
+
+describe('chat page', () => {
+  it('creates a chat, sends two messages (Enter, then Send) and shows both replies in order; a reload reopens it', async () => {
+    const replies: Record<string, string> = {
+      'Hello!': 'Hi! How can I help?',
+      'What is a durable entity?': 'A small piece of state with an id that handles operations one at a time, in order.',
+    };
+    // Slower than the page's 500 ms poll, so a reply arrives only after several polls.
+    t.model.setDefault({ reply: (r) => replies[lastUserContent(r)] ?? echo(r), latencyMs: 700 });
+    await openPage();
+
+    // Nothing to send to before a chat is open.
+    expect(await page.isDisabled('#message')).toBe(true);
+    expect(await page.isDisabled('#send')).toBe(true);
+
+    await openChat('browser-two-messages', 'You are a concise assistant.');
+    expect(await page.isDisabled('#send')).toBe(true); // still nothing typed
+    await page.fill('#message', 'Hello!');
+    await page.press('#message', 'Enter');
+    // Shown at once, with a pending bubble, long before the reply exists.
+    await waitForTexts(page, MESSAGES, ['Hello!', 'Thinking…']);
+    expect(await page.inputValue('#message')).toBe('');
+
+    // The second message goes while the first is still pending; the chat answers them in order.
+    await page.fill('#message', 'What is a durable entity?');
+    await page.click('#send');
+    const conversation = ['Hello!', replies['Hello!']!, 'What is a durable entity?', replies['What is a durable entity?']!];
+    await waitForTexts(page, MESSAGES, conversation);
+    // From here on nothing is pending: watch for any further read of the chat while the ask runs.
+    const nextPoll = requestWithin((r) => r.method() === 'GET' && r.url().includes('/api/chats/'), 1_500);
+    expect(t.model.requests.map(lastUserContent)).toEqual(['Hello!', 'What is a durable entity?']);
+
+    // A streamed answer in the ask box too, for the screenshot.
+    t.model.enqueue({ stream: ['Azure Functions ', 'runs your code ', 'on demand and ', 'scales it for you.'] });
+    await page.fill('#prompt', 'What does Azure Functions do?');
+    await page.click('#ask');
+    await waitForText(page, '#ask-status', /^Done \(\d+ tokens\)\.$/);
+    await mkdir(path.dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT });
+
+    // The page stopped polling: no read in 3 poll intervals. Absence cannot be awaited as an
+    // event; the bounded window is the check.
+    expect(await nextPoll).toBe('quiet');
+
+    // The address now names the chat: a reload reopens it with its history and its instructions.
+    expect(new URL(page.url()).hash).toBe('#chat=browser-two-messages');
+    await page.reload();
+    await waitForText(page, '#status', 'Reopened chat browser-two-messages: 4 messages.');
+    await waitForTexts(page, MESSAGES, conversation);
+    expect(await page.inputValue('#instructions')).toBe('You are a concise assistant.');
+
+    // Reopening did not change the instructions; Save instructions does.
+    await page.fill('#instructions', 'Answer in French.');
+    await page.click('#save-instructions');
+    await waitForText(page, '#status', /^Instructions saved/);
+    const state = (await (await fetch(t.url('/api/chats/browser-two-messages'))).json()) as { instructions: string; totalMessages: number };
+    expect(state).toMatchObject({ instructions: 'Answer in French.', totalMessages: 4 });
+  });
+
+  it('shows a failed turn as failed, and Retry sends the message again', async () => {
+    t.model.setDefault({ status: 503 }); // every attempt, including the app's retries
+    await openPage();
+    await openChat('browser-failed-turn');
+    await page.fill('#message', 'Will this work?');
+    await page.press('#message', 'Enter');
+    await waitForTexts(page, MESSAGES, ['Will this work?', /^Failed: .+/]);
+    expect(await page.getAttribute('#messages .message.assistant', 'class')).toContain('failed');
+
+    t.model.setDefault({ reply: echo });
+    await page.getByRole('button', { name: 'Retry' }).click();
+    // The failed turn stays in the history; the retry is a new turn after it.
+    await waitForTexts(page, MESSAGES, ['Will this work?', /^Failed: .+/, 'Will this work?', 'echo: Will this work?']);
+    expect(await page.getByRole('button', { name: 'Retry' }).count()).toBe(0);
+    expect(await page.getAttribute('#status', 'class')).not.toContain('error');
+  });
+
+  it('shows a streamed answer as it arrives, before the model has finished; and shows a failed ask', async () => {
+    t.model.enqueue({ stream: ['The ', 'answer ', 'is ', '42.'], chunkDelayMs: 300 });
+    await openPage();
+    await page.fill('#prompt', 'What is the meaning of life?');
+    await page.press('#prompt', 'Enter');
+
+    // One snapshot of answer and status, taken in the page the moment the first chunk is shown.
+    const firstSight = await page.waitForFunction(() => {
+      const { document } = globalThis as unknown as PageGlobals;
+      const answer = document.querySelector('#answer')?.textContent ?? '';
+      return answer.includes('The') ? { answer, status: document.querySelector('#ask-status')?.textContent ?? '' } : false;
+    });
+    const partial = (await firstSight.jsonValue()) as { answer: string; status: string };
+    expect(partial.status).toBe('Streaming…');
+    expect(partial.answer).not.toBe('The answer is 42.');
+    await waitForText(page, '#answer', 'The answer is 42.');
+    await waitForText(page, '#ask-status', /^Done \(\d+ tokens\)\.$/);
+
+    t.model.setDefault({ status: 503 });
+    await page.fill('#prompt', 'And now?');
+    await page.click('#ask');
+    await waitForText(page, '#ask-status', /^Failed: 50\d .+/);
+    expect(await page.textContent('#answer')).toBe('');
+    expect(await page.getAttribute('#ask-status', 'class')).toContain('error');
+  });
+
+  it('shows markup in model output as literal text and never runs it', async () => {
+    const payload = '<img src=x onerror="window.__pwned=1"> and <script>window.__pwned=2</script>';
+    t.model.setDefault({ reply: payload });
+    await openPage();
+    await openChat('browser-markup');
+    await page.fill('#message', 'Show me some HTML');
+    await page.press('#message', 'Enter');
+    await waitForTexts(page, MESSAGES, ['Show me some HTML', payload]);
+
+    t.model.enqueue({ stream: ['<img src=x onerror="window.__pwned=1">', ' and <script>window.__pwned=2', '</script>'] });
+    await page.fill('#prompt', 'And streamed?');
+    await page.click('#ask');
+    await waitForText(page, '#ask-status', /^Done/);
+    expect(await page.textContent('#answer')).toBe(payload);
+
+    // Shown as text: no element was made from it, so nothing can load or run later.
+    expect(await page.locator('#messages img, #messages script, #answer *').count()).toBe(0);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined();
+
+    // Second line of defence: the page's CSP blocks an inline handler even if markup got in.
+    const violated = await page.evaluate(
+      () =>
+        new Promise<string>((resolve) => {
+          const { document } = globalThis as unknown as PageGlobals;
+          document.addEventListener('securitypolicyviolation', (event) => resolve(event.violatedDirective), { once: true });
+          const probe = document.createElement('div');
+          probe.innerHTML = '<img src="x" onerror="window.__pwned=3">';
+          document.body.append(probe);
+        }),
+    );
+    expect(violated).toMatch(/^script-src/);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined();
+
+    const response = await fetch(t.url('/api/ui'));
+    const policy = response.headers.get('content-security-policy') ?? '';
+    expect(policy).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'/);
+    expect(policy).not.toContain('unsafe-inline');
+  });
+
+  it('passes ?code on as x-functions-key and refuses a bad chat id', async () => {
+    await openPage('?code=test-function-key');
+    await page.fill('#chat-id', 'not a valid id!');
+    await page.click('#open');
+    await waitForText(page, '#status', /^A chat id is 1–128 characters/);
+    expect(await page.isDisabled('#message')).toBe(true);
+
+    const chatRequest = page.waitForRequest((r) => r.url().includes('/api/chats/browser-key'));
+    await openChat('browser-key');
+    expect((await chatRequest).headers()['x-functions-key']).toBe('test-function-key');
+    // The key stays in the address next to the chat id, so a reload keeps working in Azure.
+    const address = new URL(page.url());
+    expect(address.search).toBe('?code=test-function-key');
+    expect(address.hash).toBe('#chat=browser-key');
+  });
+});
