@@ -47,11 +47,13 @@ function nextChatUpdate(chatId: string, timeoutMs: number): Promise<boolean> {
 }
 
 const MAX_POLL_PAUSE_MS = 250;
+/** Reads 1 ms apart after a hint: a batch commit takes a few ms, and reads are cheap in-process. */
+const QUICK_READS_AFTER_HINT = 20;
 
 /**
  * Re-reads the chat until `done` holds or the deadline passes. Between reads it waits for an update
- * hint or a backoff pause (doubling to 250 ms); after a hint it re-reads quickly (1, 2, 4... ms),
- * because the new state lands in storage only once the entity's batch commits.
+ * hint or a backoff pause (doubling to 250 ms); after a hint it re-reads every millisecond for a
+ * while, because the new state becomes readable only once the entity's batch commits.
  */
 export async function waitForChat(
   client: DurableClient,
@@ -61,11 +63,21 @@ export async function waitForChat(
 ): Promise<ChatState | undefined> {
   const deadline = Date.now() + timeoutMs;
   let pauseMs = 2;
+  let quickReadsLeft = 0;
   for (;;) {
     const state = await readChat(client, chatId);
     const remaining = deadline - Date.now();
     if (done(state) || remaining <= 0) return state;
-    const hinted = await nextChatUpdate(chatId, Math.min(pauseMs, remaining));
-    pauseMs = hinted ? 1 : Math.min(pauseMs * 2, MAX_POLL_PAUSE_MS);
+    if (quickReadsLeft > 0) {
+      quickReadsLeft--;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      continue;
+    }
+    if (await nextChatUpdate(chatId, Math.min(pauseMs, remaining))) {
+      quickReadsLeft = QUICK_READS_AFTER_HINT;
+      pauseMs = 2;
+    } else {
+      pauseMs = Math.min(pauseMs * 2, MAX_POLL_PAUSE_MS);
+    }
   }
 }
