@@ -1,15 +1,8 @@
 /** The chat as clients see it (the seed's field names), optionally only messages newer than a timestamp. */
 import type { ChatMessage, ChatState } from './state';
 
-export interface ChatMessageView {
-  id: string;
-  role: 'user' | 'assistant';
-  content: string;
-  createdAt: string;
-  replyTo?: string;
-  status?: 'failed';
-  error?: string;
-}
+/** A message as clients see it: without the internal token count and error code. */
+export type ChatMessageView = Omit<ChatMessage, 'tokens' | 'errorCode'>;
 
 export interface ChatView {
   id: string;
