@@ -24,7 +24,11 @@ let page: Page;
 let pageErrors: Error[];
 
 beforeAll(async () => {
-  [t, browser] = await Promise.all([startTestApp(), launchChromium()]);
+  // Both at once, keeping whichever started even if the other failed, so afterAll can stop it.
+  const [app, chromium] = await Promise.allSettled([startTestApp(), launchChromium()]);
+  if (app.status === 'fulfilled') t = app.value;
+  if (chromium.status === 'fulfilled') browser = chromium.value;
+  for (const outcome of [chromium, app]) if (outcome.status === 'rejected') throw outcome.reason;
 });
 afterAll(async () => {
   await browser?.close();
@@ -186,19 +190,28 @@ describe('chat page', () => {
     expect(await page.locator('#messages img, #messages script, #answer *').count()).toBe(0);
     expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined();
 
-    // Second line of defence: the page's CSP blocks an inline handler even if markup got in.
-    const violated = await page.evaluate(
+    // Second line of defence: even markup that got in could not run, because the page's CSP blocks
+    // inline handlers (and the image load itself). The probe settles when its image has failed and
+    // either the policy reported the blocked handler (script-src…) or the handler ran.
+    const probe = await page.evaluate(
       () =>
-        new Promise<string>((resolve) => {
+        new Promise<{ pwned: unknown; directives: string[] }>((resolve) => {
           const { document } = globalThis as unknown as PageGlobals;
-          document.addEventListener('securitypolicyviolation', (event) => resolve(event.violatedDirective), { once: true });
-          const probe = document.createElement('div');
-          probe.innerHTML = '<img src="x" onerror="window.__pwned=3">';
-          document.body.append(probe);
+          const seen = { errored: false, directives: [] as string[] };
+          const settle = () => {
+            const pwned = (globalThis as unknown as PageGlobals).__pwned;
+            const blocked = seen.directives.some((d) => d.startsWith('script-src'));
+            if (seen.errored && (blocked || pwned !== undefined)) resolve({ pwned, directives: seen.directives });
+          };
+          document.addEventListener('securitypolicyviolation', (event) => (seen.directives.push(event.violatedDirective), settle()));
+          const holder = document.createElement('div');
+          holder.innerHTML = '<img src="x" onerror="window.__pwned=3">';
+          holder.firstElementChild?.addEventListener('error', () => ((seen.errored = true), settle()));
+          document.body.append(holder);
         }),
     );
-    expect(violated).toMatch(/^script-src/);
-    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined();
+    expect(probe.pwned).toBeUndefined();
+    expect(probe.directives).toContainEqual(expect.stringMatching(/^script-src/));
 
     const response = await fetch(t.url('/api/ui'));
     const policy = response.headers.get('content-security-policy') ?? '';

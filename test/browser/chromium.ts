@@ -43,8 +43,9 @@ export interface PageGlobals {
 export interface PageElement {
   textContent: string | null;
   innerHTML: string;
+  firstElementChild: PageElement | null;
   append(...nodes: PageElement[]): void;
-  remove(): void;
+  addEventListener(type: 'error', listener: () => void): void;
 }
 
 /** A text to match exactly, or a pattern. */
