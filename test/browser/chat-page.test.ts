@@ -234,4 +234,15 @@ describe('chat page', () => {
     expect(address.search).toBe('?code=test-function-key');
     expect(address.hash).toBe('#chat=browser-key');
   });
+
+  it('says why a message was not sent and gives its text back', async () => {
+    await openPage();
+    await openChat('browser-deleted');
+    expect((await fetch(t.url('/api/chats/browser-deleted'), { method: 'DELETE' })).status).toBe(204);
+    await page.fill('#message', 'Anyone there?');
+    await page.press('#message', 'Enter');
+    await waitForText(page, '#status', /^Not sent \(404 .+\)\.$/);
+    expect(await page.inputValue('#message')).toBe('Anyone there?');
+    expect(await page.locator('#messages .message').count()).toBe(0);
+  });
 });
