@@ -3,7 +3,7 @@
  * the real compiled app in the local host with in-memory Azurite and the scripted model server.
  * Needs `npm run build` first (npm test does it) and /usr/bin/chromium (.ci/run installs it).
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { errors } from 'playwright-core';
@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startTestApp, type TestApp } from '../support/app';
 import { REPO_ROOT } from '../support/host';
 import { lastUserContent, type RecordedRequest } from '../support/model-server';
+import { contentSecurityPolicy } from '../../src/functions/ui';
 import { launchChromium, waitForText, waitForTexts, type PageGlobals } from './chromium';
 
 const MESSAGES = '#messages .message .text';
@@ -244,5 +245,15 @@ describe('chat page', () => {
     await waitForText(page, '#status', /^Not sent \(404 .+\)\.$/);
     expect(await page.inputValue('#message')).toBe('Anyone there?');
     expect(await page.locator('#messages .message').count()).toBe(0);
+  });
+});
+
+describe('the page\'s Content-Security-Policy', () => {
+  // The browser tests above prove the hash matches what Chromium computes for this checkout.
+  it('hashes the script as the browser parses it, so a CRLF checkout is served the same policy', async () => {
+    const html = await readFile(path.join(REPO_ROOT, 'ui', 'chat.html'), 'utf8');
+    const lf = html.replace(/\r\n?/g, '\n');
+    expect(contentSecurityPolicy(lf.replace(/\n/g, '\r\n'))).toBe(contentSecurityPolicy(lf));
+    expect(contentSecurityPolicy(lf.replace('use strict', 'use  strict'))).not.toBe(contentSecurityPolicy(lf));
   });
 });
