@@ -21,6 +21,7 @@ const CREATE_WAIT_MS = 5_000;
 const DELETE_WAIT_MS = 5_000;
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
 const MESSAGE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : -';
 
 function chatUrl(request: HttpRequest, chatId: string, timestampUTC?: string): string {
   const url = new URL(`/api/chats/${encodeURIComponent(chatId)}`, request.url);
@@ -37,7 +38,7 @@ const readPostBody = jsonBodyReader(
   (limits) =>
     z.object({
       message: textField('message', limits.maxMessageChars),
-      messageId: z.string().regex(MESSAGE_ID, 'must be 1-128 of A-Z a-z 0-9 . _ : -').optional(),
+      messageId: z.string().regex(MESSAGE_ID, MESSAGE_ID_RULE).optional(),
     }),
 );
 
@@ -67,13 +68,13 @@ async function postToChat(request: HttpRequest, context: InvocationContext): Pro
   const body = await readPostBody(request);
   const idempotencyKey = request.headers.get('idempotency-key');
   if (idempotencyKey !== null && !MESSAGE_ID.test(idempotencyKey)) {
-    throw new BadRequestError('invalid_field', 'The Idempotency-Key header must be 1-128 of A-Z a-z 0-9 . _ : -');
+    throw new BadRequestError('invalid_field', `The Idempotency-Key header ${MESSAGE_ID_RULE}.`);
   }
   getModelClient(); // 503 now, rather than a stored turn that can only fail
   const client = df.getClient(context);
-  // Without a wait, 202 must mean the chat exists. With one, the wait's own reads tell: the entity
-  // ignores a post to a chat that does not exist, and the first read then answers 404.
-  if (waitSeconds === 0 && (await readChat(client, chatId)) === undefined) throw new ChatNotFoundError(chatId);
+  // Checked before signalling: a 404 must mean the message was not stored (the entity would store it
+  // if a pending create ran first).
+  if ((await readChat(client, chatId)) === undefined) throw new ChatNotFoundError(chatId);
 
   const messageId = idempotencyKey ?? body.messageId ?? `m-${randomUUID()}`;
   const acceptedAt = new Date(Date.now() - 1).toISOString();
