@@ -5,6 +5,7 @@
  *   model.enqueue({ status: 429, headers: { 'retry-after': '0' } }, { reply: 'ok' });
  *   model.setDefault({ reply: (req) => `echo: ${lastUserContent(req)}`, latencyMs: 50 });
  *   model.requests                                    // everything the app sent, in arrival order
+ *   model.hold(); ...; model.release();               // park requests, then answer them all
  *   await model.close();
  *
  * Serves `POST /v1/chat/completions` (OpenAI style) and
@@ -50,6 +51,9 @@ export interface ModelServer {
   requests: RecordedRequest[];
   enqueue(...behaviours: Behaviour[]): void;
   setDefault(behaviour: Behaviour): void;
+  /** Parks every request (they are recorded but not answered) until `release()`. */
+  hold(): void;
+  release(): void;
   /** Resolves once `count` requests have arrived. */
   waitForRequests(count: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -71,6 +75,7 @@ export async function startModelServer(defaultBehaviour: Behaviour = { reply: (r
   const requests: RecordedRequest[] = [];
   const waiters: { count: number; resolve: () => void }[] = [];
   const openSockets = new Set<import('node:net').Socket>();
+  let held: (() => void)[] | undefined;
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -95,7 +100,9 @@ export async function startModelServer(defaultBehaviour: Behaviour = { reply: (r
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve();
       }
-      void respond(queue.shift() ?? fallback, recorded, req, res);
+      const behaviour = queue.shift() ?? fallback;
+      if (held !== undefined) held.push(() => void respond(behaviour, recorded, req, res));
+      else void respond(behaviour, recorded, req, res);
     });
   });
   server.on('connection', (socket) => {
@@ -114,6 +121,14 @@ export async function startModelServer(defaultBehaviour: Behaviour = { reply: (r
     enqueue: (...behaviours) => queue.push(...behaviours),
     setDefault: (behaviour) => {
       fallback = behaviour;
+    },
+    hold: () => {
+      held ??= [];
+    },
+    release: () => {
+      const parked = held ?? [];
+      held = undefined;
+      for (const answer of parked) answer();
     },
     waitForRequests(count, timeoutMs = 30_000) {
       if (requests.length >= count) return Promise.resolve();
