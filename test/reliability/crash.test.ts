@@ -1,0 +1,211 @@
+/**
+ * Crashes (DESIGN.md section 6): the local host is killed with SIGKILL at random moments — half of
+ * them while a model call is in flight, i.e. mid-turn — under a load of posts across many chats, and
+ * restarted each time on the same (in-memory) Azurite. The clients behave like real ones: each chat's
+ * client posts its messages one after the other with an Idempotency-Key, and retries a post with the
+ * same key after a connection error or a 5xx, until it gets 202/200. At the end every accepted
+ * message is stored exactly once, in the order its client sent it, and has a reply or a failed-turn
+ * record.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../support/app';
+import { lastUserContent } from '../support/model-server';
+import { pollUntil, printSummary, readChat, turnsOf, type ChatView } from './helpers';
+
+const SEED = 7_007;
+const CHATS = 10;
+const MESSAGES_PER_CHAT = 30;
+const KILLS = 6;
+const MODEL_LATENCY_MS = 30;
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp({ MODEL_MAX_RETRIES: '2', MODEL_TIMEOUT_MS: '5000' });
+  t.model.setDefault({ reply: (request) => `re: ${lastUserContent(request)}`, latencyMs: MODEL_LATENCY_MS });
+});
+afterAll(() => t?.stop());
+
+interface ClientLog {
+  /** HTTP attempts, including retries. */
+  attempts: number;
+  /** Attempts that failed with a connection error (the host was dead or died mid-request). */
+  connectionErrors: number;
+  /** Attempts answered with a 5xx. */
+  serverErrors: number;
+  /** Message ids in the order the client had them accepted (202 or 200). */
+  accepted: string[];
+  status200: number;
+  status202: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Posts one message until it is accepted, retrying with the same Idempotency-Key as a real client would. */
+async function postUntilAccepted(chatId: string, messageId: string, text: string, waitSeconds: number, log: ClientLog): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (let retry = 0; ; retry++) {
+    log.attempts++;
+    try {
+      // The host's address changes with each restart (it listens on a free port), so read it per attempt.
+      const response = await fetch(`${t.host.url}/api/chats/${chatId}?wait=${waitSeconds}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'Idempotency-Key': messageId },
+        body: JSON.stringify({ message: text }),
+        signal: AbortSignal.timeout(20_000),
+      });
+      const body = await response.text(); // a response cut off by the kill counts as a failed attempt
+      if (response.status === 200 || response.status === 202) {
+        if (response.status === 200) log.status200++;
+        else log.status202++;
+        log.accepted.push(messageId);
+        return;
+      }
+      if (response.status < 500) throw new Error(`POST ${chatId} ${messageId} answered ${response.status}: ${body}`);
+      log.serverErrors++;
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err; // fetch reports connection failures as TypeError
+      log.connectionErrors++;
+    }
+    if (Date.now() > deadline) throw new Error(`POST ${chatId} ${messageId} was never accepted`);
+    await sleep(Math.min(20 * 2 ** retry, 200));
+  }
+}
+
+it(`loses and duplicates nothing across ${KILLS} kill -9s of the local host under load`, async () => {
+  const started = Date.now();
+  const chatIds = Array.from({ length: CHATS }, (_, i) => `crash-${i}`);
+  for (const chatId of chatIds) {
+    const response = await fetch(t.url(`/api/chats/${chatId}`), { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+    expect(response.status).toBe(201);
+  }
+  const logs = new Map<string, ClientLog>(chatIds.map((id) => [id, { attempts: 0, connectionErrors: 0, serverErrors: 0, accepted: [], status200: 0, status202: 0 }]));
+  const textOf = (messageId: string) => `message ${messageId}`;
+
+  let clientsDone = false;
+  // Half the clients wait for each reply (200), half only for acceptance (?wait=0, 202): a kill then
+  // catches some posts waiting on a turn and leaves others' turns queued in storage.
+  const clients = Promise.all(
+    chatIds.map(async (chatId, index) => {
+      const log = logs.get(chatId) as ClientLog;
+      for (let i = 0; i < MESSAGES_PER_CHAT; i++) {
+        const messageId = `${chatId}-m${String(i).padStart(3, '0')}`;
+        await postUntilAccepted(chatId, messageId, textOf(messageId), index % 2 === 0 ? 10 : 0, log);
+      }
+    }),
+  ).finally(() => {
+    clientsDone = true;
+  });
+
+  // Kill points: a random pause, and on every other kill also the arrival of a model request
+  // followed by less than the model's latency, so the kill lands inside a turn.
+  const pauses = fc.sample(fc.integer({ min: 150, max: 600 }), { seed: SEED, numRuns: KILLS });
+  const offsets = fc.sample(fc.integer({ min: 0, max: MODEL_LATENCY_MS - 10 }), { seed: SEED + 1, numRuns: KILLS });
+  let kills = 0;
+  let killsInsideTurn = 0;
+  const modelRequestsAtKill: number[] = [];
+  for (let k = 0; k < KILLS && !clientsDone; k++) {
+    await sleep(pauses[k] ?? 300);
+    if (k % 2 === 1) {
+      await t.model.waitForRequests(t.model.requests.length + 1, 10_000);
+      await sleep(offsets[k] ?? 0);
+      killsInsideTurn++;
+    }
+    if (clientsDone) break;
+    modelRequestsAtKill.push(t.model.requests.length);
+    await t.restartHost({ kill: true });
+    kills++;
+  }
+  await clients;
+  expect(kills).toBeGreaterThanOrEqual(5);
+
+  const states = new Map<string, ChatView>();
+  for (const chatId of chatIds) {
+    const state = await pollUntil(`chat ${chatId} to answer all ${MESSAGES_PER_CHAT} messages`, async () => {
+      const view = await readChat(t.host.url, chatId);
+      return view !== undefined && turnsOf(view).filter((turn) => turn.answer !== undefined).length >= MESSAGES_PER_CHAT ? view : undefined;
+    }, 60_000);
+    states.set(chatId, state);
+  }
+
+  let accepted = 0;
+  let stored = 0;
+  let duplicates = 0;
+  let lost = 0;
+  let unexpected = 0;
+  let outOfOrder = 0;
+  let replies = 0;
+  let failedTurns = 0;
+  let unanswered = 0;
+  for (const chatId of chatIds) {
+    const log = logs.get(chatId) as ClientLog;
+    const state = states.get(chatId) as ChatView;
+    const userIds = state.recentMessages.filter((m) => m.role === 'user').map((m) => m.id);
+    const storedOnce = new Set(userIds);
+    accepted += log.accepted.length;
+    stored += userIds.length;
+    duplicates += userIds.length - storedOnce.size;
+    lost += log.accepted.filter((id) => !storedOnce.has(id)).length;
+    unexpected += userIds.filter((id) => !log.accepted.includes(id)).length;
+    // Sequential from the client's point of view, so the stored order must be the acceptance order.
+    if (JSON.stringify([...storedOnce]) !== JSON.stringify(log.accepted)) outOfOrder++;
+    for (const { user, answer } of turnsOf(state)) {
+      if (answer === undefined) unanswered++;
+      else if (answer.status === 'failed') failedTurns++;
+      else {
+        replies++;
+        expect(answer.content).toBe(`re: ${user.content}`);
+      }
+      expect(user.content).toBe(textOf(user.id));
+    }
+    expect(state.recentMessages).toHaveLength(2 * userIds.length); // only turns, nothing stray
+  }
+  const totals = [...logs.values()].reduce(
+    (sum, log) => ({
+      attempts: sum.attempts + log.attempts,
+      connectionErrors: sum.connectionErrors + log.connectionErrors,
+      serverErrors: sum.serverErrors + log.serverErrors,
+      status200: sum.status200 + log.status200,
+      status202: sum.status202 + log.status202,
+    }),
+    { attempts: 0, connectionErrors: 0, serverErrors: 0, status200: 0, status202: 0 },
+  );
+  printSummary('kill -9 under load', {
+    seed: SEED,
+    chats: CHATS,
+    messages: CHATS * MESSAGES_PER_CHAT,
+    postAttempts: totals.attempts,
+    connectionErrors: totals.connectionErrors,
+    answered5xx: totals.serverErrors,
+    accepted,
+    accepted200: totals.status200,
+    accepted202: totals.status202,
+    kills,
+    killsInsideTurn,
+    stored,
+    duplicates,
+    lost,
+    unexpected,
+    chatsOutOfOrder: outOfOrder,
+    replies,
+    failedTurns,
+    unanswered,
+    modelCalls: t.model.requests.length,
+    modelCallsBeyondOnePerTurn: t.model.requests.length - (replies + failedTurns),
+    seconds: ((Date.now() - started) / 1000).toFixed(1),
+  });
+  expect({ accepted, stored, duplicates, lost, unexpected, outOfOrder, unanswered }).toEqual({
+    accepted: CHATS * MESSAGES_PER_CHAT,
+    stored: CHATS * MESSAGES_PER_CHAT,
+    duplicates: 0,
+    lost: 0,
+    unexpected: 0,
+    outOfOrder: 0,
+    unanswered: 0,
+  });
+  expect(replies + failedTurns).toBe(CHATS * MESSAGES_PER_CHAT);
+  // The kills happened under load: some posts were cut off and retried, and some turns were cut off
+  // mid-call and run again after the restart (at-least-once execution, exactly-once effect).
+  expect(totals.connectionErrors).toBeGreaterThan(0);
+  expect(t.model.requests.length).toBeGreaterThan(CHATS * MESSAGES_PER_CHAT);
+}, 180_000);
