@@ -77,6 +77,14 @@ export function forwardToStreamProxy(forwarding: StreamForwarding): Promise<numb
       else res.destroy();
     });
     req.pipe(proxyRequest);
+    // A client that stops sending mid-body (or disconnects before finishing it) would otherwise leave
+    // the forwarded request open and the handler waiting for the rest until functionTimeout, holding
+    // a socket pair each time. Aborting it ends the handler's body read with an error instead.
+    req.on('close', () => {
+      if (req.complete) return;
+      answeredHere = true;
+      proxyRequest.destroy();
+    });
 
     forwarding.invoke().then(
       ({ handlerResult }) => {
