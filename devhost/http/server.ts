@@ -39,6 +39,17 @@ export interface RequestHandlerOptions {
   logRequests: boolean;
 }
 
+/**
+ * The path and query as logged. A function key passed as `?code=` (how clients call Azure with
+ * authLevel function) is a secret: it is masked, as the Functions host's own log sanitizer does.
+ */
+export function loggedTarget(url: URL): string {
+  if (!url.searchParams.has('code')) return `${url.pathname}${url.search}`;
+  const shown = new URLSearchParams(url.searchParams);
+  shown.set('code', '[Hidden Credential]');
+  return `${url.pathname}?${shown.toString()}`;
+}
+
 const STATS_PATH = '/admin/devhost/stats';
 const STATUS_PATH = '/admin/host/status';
 
@@ -134,7 +145,7 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     if (options.logRequests) {
       res.on('close', () => {
         const ms = Math.round(performance.now() - started);
-        logger.log('information', 'http', `${req.method} ${url.pathname}${url.search} -> ${res.statusCode}${res.writableFinished ? '' : ' (aborted)'} (${ms} ms)`);
+        logger.log('information', 'http', `${req.method} ${loggedTarget(url)} -> ${res.statusCode}${res.writableFinished ? '' : ' (aborted)'} (${ms} ms)`);
       });
     }
     if (applyCors(options.cors, req, res)) return;
