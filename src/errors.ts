@@ -15,6 +15,7 @@ export abstract class AppError extends Error {
 export type BadRequestCode =
   | 'invalid_json'
   | 'invalid_encoding'
+  | 'incomplete_body'
   | 'invalid_field'
   | 'invalid_chat_id'
   | 'invalid_timestamp'

@@ -18,7 +18,14 @@ export interface InputLimits {
 export async function readJsonBody<T>(request: HttpRequest, schema: z.ZodType<T>, limits: InputLimits): Promise<T> {
   const declared = Number(request.headers.get('content-length') ?? '0');
   if (Number.isFinite(declared) && declared > limits.maxBodyBytes) throw bodyTooLarge(limits);
-  const bytes = new Uint8Array(await request.arrayBuffer());
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await request.arrayBuffer());
+  } catch {
+    // The client stopped sending before the body was complete (the host aborts the read): its fault,
+    // not ours, so a 400 rather than an unhandled error. It has usually gone and never sees the answer.
+    throw new BadRequestError('incomplete_body', 'The request body ended before it was complete.');
+  }
   if (bytes.byteLength > limits.maxBodyBytes) throw bodyTooLarge(limits);
 
   let text: string;
