@@ -60,6 +60,8 @@ export interface ModelClientOptions {
 export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettings, options: ModelClientOptions = {}): ModelClient {
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const openai = openAIClient(endpoint, settings);
+  // Never repeated in error messages (see briefServerMessage).
+  const secrets = endpoint.apiKey === undefined ? [] : [endpoint.apiKey];
   const model = endpoint.kind === 'azure' ? endpoint.deployment : endpoint.model;
 
   function requestBody(request: CompletionRequest) {
@@ -90,7 +92,7 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
       try {
         return await once();
       } catch (err) {
-        const failure = classify(err);
+        const failure = classify(err, secrets);
         const backoffMs = settings.retryBaseDelayMs * 2 ** attemptNumber * (0.5 + Math.random() / 2);
         const waitMs = failure.retryAfterMs ?? backoffMs;
         // A wait longer than we may hold the caller is passed on (429 + Retry-After) instead of slept.
@@ -115,7 +117,7 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
       }
     } catch (err) {
       // Mid-stream there is no retry: part of the answer is already with the client.
-      throw toAppError(classify(err), 1);
+      throw toAppError(classify(err, secrets), 1);
     }
     // A connection that closes without a finish reason is a cut-off answer, not a complete one.
     if (!finished) throw new ModelFailedError('The model stream ended before the answer was complete.');
@@ -162,7 +164,7 @@ function entraTokenProvider(managedIdentityClientId: string | undefined): () => 
   };
 }
 
-function classify(err: unknown): AttemptFailure {
+function classify(err: unknown, secrets: readonly string[]): AttemptFailure {
   if (err instanceof OpenAI.APIConnectionTimeoutError) {
     return { kind: 'timeout', retryable: true, retryAfterMs: undefined, message: 'the model did not answer in time' };
   }
@@ -174,7 +176,7 @@ function classify(err: unknown): AttemptFailure {
     const retryAfterMs = retryAfterFromHeaders(err.headers);
     if (status === 429) return { kind: 'throttled', retryable: true, retryAfterMs, message: 'the model is throttling requests (429)' };
     const retryable = status === 408 || status >= 500;
-    return { kind: 'failed', retryable, retryAfterMs, message: `the model answered ${status}${briefServerMessage(err)}` };
+    return { kind: 'failed', retryable, retryAfterMs, message: `the model answered ${status}${briefServerMessage(err, secrets)}` };
   }
   if (err instanceof UnusableAnswerError || err instanceof SyntaxError) {
     return { kind: 'failed', retryable: true, retryAfterMs: undefined, message: 'the model returned an unusable answer' };
@@ -184,8 +186,14 @@ function classify(err: unknown): AttemptFailure {
   return { kind: 'failed', retryable: true, retryAfterMs: undefined, message: 'the model call failed unexpectedly' };
 }
 
-function briefServerMessage(err: InstanceType<typeof OpenAI.APIError>): string {
-  const text = typeof err.error === 'object' && err.error !== null && 'message' in err.error ? String(err.error.message) : '';
+/**
+ * The server's own error text, shortened. Servers may quote the key they were sent (e.g. "Incorrect
+ * API key provided: sk-..."), and this text reaches clients, chat state and logs, so the configured
+ * key is masked first.
+ */
+function briefServerMessage(err: InstanceType<typeof OpenAI.APIError>, secrets: readonly string[]): string {
+  let text = typeof err.error === 'object' && err.error !== null && 'message' in err.error ? String(err.error.message) : '';
+  for (const secret of secrets) text = text.split(secret).join('[redacted]');
   return text === '' ? '' : `: ${text.slice(0, 200)}`;
 }
 
