@@ -18,15 +18,7 @@ export interface InputLimits {
 export async function readJsonBody<T>(request: HttpRequest, schema: z.ZodType<T>, limits: InputLimits): Promise<T> {
   const declared = Number(request.headers.get('content-length') ?? '0');
   if (Number.isFinite(declared) && declared > limits.maxBodyBytes) throw bodyTooLarge(limits);
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await request.arrayBuffer());
-  } catch {
-    // The client stopped sending before the body was complete (the host aborts the read): its fault,
-    // not ours, so a 400 rather than an unhandled error. It has usually gone and never sees the answer.
-    throw new BadRequestError('incomplete_body', 'The request body ended before it was complete.');
-  }
-  if (bytes.byteLength > limits.maxBodyBytes) throw bodyTooLarge(limits);
+  const bytes = await readBodyBytes(request, limits);
 
   let text: string;
   try {
@@ -65,6 +57,32 @@ export function jsonBodyReader<T>(getLimits: () => InputLimits, build: (limits: 
     }
     return readJsonBody(request, built.schema, built.limits);
   };
+}
+
+/**
+ * The body's bytes, read chunk by chunk so that a body without a Content-Length (chunked) is refused
+ * with 413 as soon as it passes the limit, instead of after the client has sent all of it.
+ */
+async function readBodyBytes(request: HttpRequest, limits: InputLimits): Promise<Uint8Array> {
+  const stream: ReadableStream<unknown> | null = request.body;
+  if (stream === null) return new Uint8Array(0);
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = await reader.read().catch(() => {
+      // The client stopped sending before the body was complete (the host aborts the read): its
+      // fault, not ours, so a 400 rather than an unhandled error. It has usually gone by now.
+      throw new BadRequestError('incomplete_body', 'The request body ended before it was complete.');
+    });
+    if (chunk.done) break;
+    if (!(chunk.value instanceof Uint8Array)) throw new TypeError('request body chunks must be bytes');
+    total += chunk.value.byteLength;
+    // Stop reading here; the rest of the upload is the host's to discard.
+    if (total > limits.maxBodyBytes) throw bodyTooLarge(limits);
+    chunks.push(chunk.value);
+  }
+  return Buffer.concat(chunks, total);
 }
 
 function bodyTooLarge(limits: InputLimits): PayloadTooLargeError {
