@@ -20,8 +20,10 @@ const CREATE_WAIT_MS = 5_000;
 /** How long DELETE waits for the chat to be gone before answering 202 instead of 204. */
 const DELETE_WAIT_MS = 5_000;
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
-const MESSAGE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : -';
+// Reply ids are the message id + '.reply' (chat/state.ts), so client-chosen ids may not end that way:
+// a message keyed 'x.reply' would share its id with the reply to 'x'.
+const MESSAGE_ID = /^(?!.*\.reply$)[A-Za-z0-9._:-]{1,128}$/;
+const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : - and not end in ".reply"';
 
 function chatUrl(request: HttpRequest, chatId: string, timestampUTC?: string): string {
   const url = new URL(`/api/chats/${encodeURIComponent(chatId)}`, request.url);
