@@ -1,6 +1,6 @@
 /**
  * Entry point of the local host: `node dist/devhost/main.js [--app-root <dir>] [--port <n>]`.
- * Runs the compiled function app without Azure Functions Core Tools (see docs/local-host.md).
+ * Runs the compiled function app without Azure Functions Core Tools (see "The local host" in README.md).
  * Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 1 when start-up fails or the app crashes.
  */
 import { CliError, parseCli, USAGE } from './cli';

@@ -1,7 +1,7 @@
 /**
  * Checks on the infra sources themselves, which need no Bicep CLI and so run everywhere:
  * modules are local files (registry modules cannot be restored offline and escape this repo's
- * checks), and azure.yaml wires the service and the postprovision hook the way docs/deploy.md says.
+ * checks), and azure.yaml wires the service and the postprovision hook the way the README's "Deploy to Azure" says.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
