@@ -169,6 +169,8 @@ async function respond(b: Behaviour, request: RecordedRequest, req: http.Incomin
     return;
   }
   const text = typeof b.reply === 'function' ? b.reply(request) : b.reply;
+  // A client that asked for a stream gets the reply streamed, word by word, like a real server.
+  if (request.body.stream === true) return streamChunks({ stream: text.split(/(?<= )/) }, request, res);
   const usage = b.usage ?? { prompt: roughTokens(request.body.messages.map((m) => m.content).join('\n')), completion: roughTokens(text) };
   const choices = [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }];
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody(choices, request, usage)));
