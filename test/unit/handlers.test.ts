@@ -172,11 +172,13 @@ describe('POST /api/ask with Accept: text/event-stream', () => {
   });
 
   it('treats a stream cut off before any finish reason as an error, not a complete answer', async () => {
-    model.enqueue({ stream: ['only this'], failAfterChunks: 0 });
+    // One chunk arrives (so the call was accepted and is not retried), then the connection closes.
+    model.enqueue({ stream: ['only this', 'never sent'], chunkDelayMs: 30, failAfterChunks: 1 });
     const response = await call(ask, sseRequest('story'));
     const seen = [];
     for await (const e of events(response.body)) seen.push(e.event);
-    expect(seen).toEqual(['error']);
+    expect(seen).toEqual(['delta', 'error']);
+    expect(model.requests).toHaveLength(1);
   });
 
   it('answers throttling before the stream starts with 429 and Retry-After', async () => {
