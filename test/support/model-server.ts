@@ -11,7 +11,8 @@
  * Serves `POST /v1/chat/completions` (OpenAI style) and
  * `POST /openai/deployments/{deployment}/chat/completions?api-version=` (Azure style). Each request
  * takes the next queued behaviour, else the default. Behaviours can delay, fail with a status,
- * return garbage, reset the connection, hang until the client gives up, or stream SSE chunks.
+ * return garbage, reset the connection, hang until the client gives up, or stream SSE chunks (and
+ * cut the stream, or end it cleanly without a finish reason).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -41,7 +42,7 @@ export type Behaviour =
   | { emptyChoices: true; latencyMs?: number }
   | { reset: true; latencyMs?: number }
   | { hang: true }
-  | { stream: string[]; chunkDelayMs?: number; failAfterChunks?: number };
+  | { stream: string[]; chunkDelayMs?: number; failAfterChunks?: number; endWithoutFinish?: boolean };
 
 export interface ModelServer {
   /** OpenAI-style base URL, e.g. http://127.0.0.1:1234/v1 */
@@ -187,7 +188,7 @@ function completionBody(choices: unknown[], request: RecordedRequest, usage: { p
   };
 }
 
-async function streamChunks(b: { stream: string[]; chunkDelayMs?: number; failAfterChunks?: number }, request: RecordedRequest, res: http.ServerResponse) {
+async function streamChunks(b: { stream: string[]; chunkDelayMs?: number; failAfterChunks?: number; endWithoutFinish?: boolean }, request: RecordedRequest, res: http.ServerResponse) {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   const base = { id: `chatcmpl-${request.receivedAt}`, object: 'chat.completion.chunk', created: Math.floor(request.receivedAt / 1000), model: request.body.model ?? 'scripted' };
   for (const [i, piece] of b.stream.entries()) {
@@ -197,6 +198,10 @@ async function streamChunks(b: { stream: string[]; chunkDelayMs?: number; failAf
     }
     res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] })}\n\n`);
     if (b.chunkDelayMs) await delay(b.chunkDelayMs);
+  }
+  if (b.endWithoutFinish) {
+    res.end(); // a clean end of the response, but no finish reason and no [DONE]: a truncated answer
+    return;
   }
   const prompt = roughTokens(request.body.messages.map((m) => m.content).join('\n'));
   const completion = roughTokens(b.stream.join(''));

@@ -171,7 +171,16 @@ describe('POST /api/ask with Accept: text/event-stream', () => {
     expect(seen[2]?.data).toMatchObject({ error: { code: 'model_failed' } });
   });
 
-  it('treats a stream cut off before any finish reason as an error, not a complete answer', async () => {
+  it('treats a stream that ends cleanly without a finish reason as an error, not a complete answer', async () => {
+    model.enqueue({ stream: ['half an ', 'answer'], endWithoutFinish: true });
+    const response = await call(ask, sseRequest('story'));
+    const seen = [];
+    for await (const e of events(response.body)) seen.push(e);
+    expect(seen.map((e) => e.event)).toEqual(['delta', 'delta', 'error']);
+    expect(seen[2]?.data).toMatchObject({ error: { code: 'model_failed', message: expect.stringContaining('ended before the answer was complete') } });
+  });
+
+  it('treats a stream cut off after its first chunk as an error, without retrying', async () => {
     // One chunk arrives (so the call was accepted and is not retried), then the connection closes.
     model.enqueue({ stream: ['only this', 'never sent'], chunkDelayMs: 30, failAfterChunks: 1 });
     const response = await call(ask, sseRequest('story'));
