@@ -1,7 +1,7 @@
 /**
- * Crashes (DESIGN.md section 6): the local host is killed with SIGKILL at random moments — half of
- * them while a model call is in flight, i.e. mid-turn — under a load of posts across many chats, and
- * restarted each time on the same (in-memory) Azurite. The clients behave like real ones: each chat's
+ * Crashes (DESIGN.md section 6): the local host is killed with SIGKILL under a load of posts across
+ * many chats — at random moments, while a model call is in flight (mid-turn), and right after a post
+ * was accepted — and restarted each time on the same (in-memory) Azurite. The clients behave like real ones: each chat's
  * client posts its messages one after the other with an Idempotency-Key, and retries a post with the
  * same key after a connection error or a 5xx, until it gets 202/200. At the end every accepted
  * message is stored exactly once, in the order its client sent it, and has a reply or a failed-turn
@@ -15,8 +15,8 @@ import { pollUntil, printSummary, readChat, turnsOf, type ChatView } from './hel
 
 const SEED = 7_007;
 const CHATS = 10;
-const MESSAGES_PER_CHAT = 30;
-const KILLS = 6;
+const MESSAGES_PER_CHAT = 40;
+const KILLS = 9;
 const MODEL_LATENCY_MS = 30;
 
 let t: TestApp;
@@ -41,6 +41,14 @@ interface ClientLog {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Resolves the next time any client has a post accepted (a kill point: "accepted" must mean stored). */
+let nextAcceptance: { promise: Promise<void>; resolve: () => void } = acceptanceSignal();
+function acceptanceSignal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
 /** Posts one message until it is accepted, retrying with the same Idempotency-Key as a real client would. */
 async function postUntilAccepted(chatId: string, messageId: string, text: string, waitSeconds: number, log: ClientLog): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -59,6 +67,7 @@ async function postUntilAccepted(chatId: string, messageId: string, text: string
         if (response.status === 200) log.status200++;
         else log.status202++;
         log.accepted.push(messageId);
+        nextAcceptance.resolve();
         return;
       }
       if (response.status < 500) throw new Error(`POST ${chatId} ${messageId} answered ${response.status}: ${body}`);
@@ -97,35 +106,49 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the local host unde
     clientsDone = true;
   });
 
-  // Kill points: a random pause, and on every other kill also the arrival of a model request
-  // followed by less than the model's latency, so the kill lands inside a turn.
+  // Kill points, in turn: a random pause; a random pause, then the arrival of a model request and
+  // less than the model's latency, so the kill lands inside a turn; a random pause, then the moment
+  // a client gets a 202/200.
   const pauses = fc.sample(fc.integer({ min: 150, max: 600 }), { seed: SEED, numRuns: KILLS });
   const offsets = fc.sample(fc.integer({ min: 0, max: MODEL_LATENCY_MS - 10 }), { seed: SEED + 1, numRuns: KILLS });
   let kills = 0;
   let killsInsideTurn = 0;
-  const modelRequestsAtKill: number[] = [];
+  let killsRightAfterAccept = 0;
   for (let k = 0; k < KILLS && !clientsDone; k++) {
     await sleep(pauses[k] ?? 300);
-    if (k % 2 === 1) {
+    if (k % 3 === 1) {
       await t.model.waitForRequests(t.model.requests.length + 1, 10_000);
       await sleep(offsets[k] ?? 0);
       killsInsideTurn++;
+    } else if (k % 3 === 2) {
+      nextAcceptance = acceptanceSignal();
+      await Promise.race([nextAcceptance.promise, clients]);
+      killsRightAfterAccept++;
     }
     if (clientsDone) break;
-    modelRequestsAtKill.push(t.model.requests.length);
     await t.restartHost({ kill: true });
     kills++;
   }
   await clients;
-  expect(kills).toBeGreaterThanOrEqual(5);
+  expect(kills).toBe(KILLS);
 
+  // Wait until each chat holds every accepted message with an answer; at the deadline, judge what is
+  // there (so a loss shows up as lost=N in the summary rather than as a timeout).
   const states = new Map<string, ChatView>();
   for (const chatId of chatIds) {
-    const state = await pollUntil(`chat ${chatId} to answer all ${MESSAGES_PER_CHAT} messages`, async () => {
-      const view = await readChat(t.host.url, chatId);
-      return view !== undefined && turnsOf(view).filter((turn) => turn.answer !== undefined).length >= MESSAGES_PER_CHAT ? view : undefined;
-    }, 60_000);
-    states.set(chatId, state);
+    const accepted = (logs.get(chatId) as ClientLog).accepted;
+    let last: ChatView | undefined;
+    await pollUntil(
+      `chat ${chatId} to answer all ${accepted.length} accepted messages`,
+      async () => {
+        last = await readChat(t.host.url, chatId);
+        const turns = last === undefined ? [] : turnsOf(last);
+        const storedIds = new Set(turns.map((turn) => turn.user.id));
+        return accepted.every((id) => storedIds.has(id)) && turns.every((turn) => turn.answer !== undefined) ? true : undefined;
+      },
+      30_000,
+    ).catch(() => undefined);
+    states.set(chatId, last ?? { id: chatId, exists: false, instructions: '', totalMessages: 0, totalTokens: 0, recentMessages: [] });
   }
 
   let accepted = 0;
@@ -182,6 +205,7 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the local host unde
     accepted202: totals.status202,
     kills,
     killsInsideTurn,
+    killsRightAfterAccept,
     stored,
     duplicates,
     lost,
