@@ -126,12 +126,33 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
   return {
     complete: (request) => withRetries(() => completeOnce(request)),
     async stream(request) {
-      const stream = await withRetries(() =>
-        openai.chat.completions.create({ ...requestBody(request), stream: true, stream_options: { include_usage: true } }, callOptions),
-      );
-      return chunksOf(stream);
+      // The first chunk is read inside the attempt: a 200 that carries no stream (invalid JSON, an
+      // empty body, a plain completion object) is retried like any other fault, while nothing has
+      // reached the client yet.
+      const { first, rest } = await withRetries(async () => {
+        const stream = await openai.chat.completions.create({ ...requestBody(request), stream: true, stream_options: { include_usage: true } }, callOptions);
+        const rest = stream[Symbol.asyncIterator]();
+        const first = await rest.next();
+        if (first.done) throw new UnusableAnswerError('the model answered without a stream of chunks');
+        return { first: first.value, rest };
+      });
+      return chunksOf(resumed(first, rest));
     },
   };
+}
+
+/** `first`, then the rest of `iterator`; closing it early closes the iterator (and the model call). */
+async function* resumed<T>(first: T, iterator: AsyncIterator<T>): AsyncGenerator<T> {
+  try {
+    yield first;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    await iterator.return?.();
+  }
 }
 
 function openAIClient(endpoint: ModelEndpoint, settings: ModelSettings): OpenAI {
