@@ -58,6 +58,14 @@ function ask(t: TestApp, prompt: string): Promise<Response> {
   return fetch(t.url('/api/ask'), { method: 'POST', headers: json, body: JSON.stringify({ prompt }) });
 }
 
+function askStreaming(t: TestApp, prompt: string): Promise<Response> {
+  return fetch(t.url('/api/ask'), { method: 'POST', headers: { ...json, Accept: 'text/event-stream' }, body: JSON.stringify({ prompt }) });
+}
+
+function parseEvents(text: string): { event: string; data: unknown }[] {
+  return [...text.matchAll(/event: (\w+)\ndata: (.*)\n\n/g)].map((match) => ({ event: match[1] ?? '', data: parseJson(match[2] ?? '') }));
+}
+
 async function expectErrorResponse(response: Response, status: number, code: string): Promise<void> {
   const body = parseJson(await response.text());
   expect({ status: response.status, body }).toMatchObject({ status, body: { error: { code } } });
@@ -81,7 +89,7 @@ describe('model faults through the local host (MODEL_MAX_RETRIES=2)', () => {
   });
   afterAll(async () => {
     await t?.stop();
-    printSummary('model faults, one by one (8 fault kinds x once/always, chat and ask)', tally);
+    printSummary('model faults, one by one (8 fault kinds x once/always; chat, ask, ask as SSE)', tally);
   });
 
   describe.each(FAULTS.map((fault, index) => ({ ...fault, index })))('$name', (fault) => {
@@ -148,6 +156,31 @@ describe('model faults through the local host (MODEL_MAX_RETRIES=2)', () => {
       tally.asks++;
       tally.askAnswers++;
       tally.modelRequests += 2;
+    });
+
+    it('ask with Accept: text/event-stream: a fault once is retried before the first event', async () => {
+      t.model.enqueue(fault.behaviour, { stream: ['A ', 'streamed ', 'answer'] });
+      const prompt = `sse transient ${fault.name}`;
+      const response = await askStreaming(t, prompt);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toContain('text/event-stream');
+      const events = parseEvents(await response.text());
+      expect(events.filter((e) => e.event === 'delta').map((e) => (e.data as { text: string }).text).join('')).toBe('A streamed answer');
+      expect(events.at(-1)?.event).toBe('done');
+      expect(requestsFor(t.model, prompt)).toHaveLength(2);
+      tally.asks++;
+      tally.askAnswers++;
+      tally.modelRequests += 2;
+    });
+
+    it(`ask with Accept: text/event-stream: a fault on all ${ATTEMPTS} attempts answers ${fault.askStatus} before any event`, async () => {
+      t.model.enqueue(...Array.from({ length: ATTEMPTS }, () => fault.behaviour));
+      const prompt = `sse persistent ${fault.name}`;
+      await expectErrorResponse(await askStreaming(t, prompt), fault.askStatus, fault.code);
+      expect(requestsFor(t.model, prompt)).toHaveLength(ATTEMPTS);
+      tally.asks++;
+      tally.askErrors++;
+      tally.modelRequests += ATTEMPTS;
     });
 
     it(`ask: a fault on all ${ATTEMPTS} attempts answers ${fault.askStatus} ${fault.code}`, async () => {
