@@ -49,6 +49,12 @@ interface AttemptFailure {
 /** Raised inside an attempt when a 200 answer carries no usable completion. */
 class UnusableAnswerError extends Error {}
 
+/**
+ * Raised when an attempt as a whole outlasts MODEL_TIMEOUT_MS. The SDK's own timeout ends when the
+ * response headers arrive, so a server that answers 200 and then stalls its body needs this one.
+ */
+class AttemptTimeoutError extends Error {}
+
 /** Raised when no Entra ID token can be had; retrying will not help. */
 class TokenUnavailableError extends Error {}
 
@@ -70,8 +76,22 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
   }
   const callOptions = { timeout: settings.timeoutMs, maxRetries: 0 };
 
-  async function completeOnce(request: CompletionRequest): Promise<Completion> {
-    const response = await openai.chat.completions.create(requestBody(request), callOptions);
+  /** Runs one attempt under MODEL_TIMEOUT_MS, headers and body (or first streamed chunk) included. */
+  async function withDeadline<T>(attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), settings.timeoutMs);
+    try {
+      return await attempt(controller.signal);
+    } catch (err) {
+      if (controller.signal.aborted) throw new AttemptTimeoutError('the model did not answer in time');
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function completeOnce(request: CompletionRequest, signal: AbortSignal): Promise<Completion> {
+    const response = await openai.chat.completions.create(requestBody(request), { ...callOptions, signal });
     const choice = Array.isArray(response?.choices) ? response.choices[0] : undefined;
     const content: unknown = choice?.message?.content;
     if (choice === undefined || (content !== null && typeof content !== 'string')) {
@@ -124,18 +144,21 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
   }
 
   return {
-    complete: (request) => withRetries(() => completeOnce(request)),
+    complete: (request) => withRetries(() => withDeadline((signal) => completeOnce(request, signal))),
     async stream(request) {
       // The first chunk is read inside the attempt: a 200 that carries no stream (invalid JSON, an
       // empty body, a plain completion object) is retried like any other fault, while nothing has
       // reached the client yet.
-      const { first, rest } = await withRetries(async () => {
-        const stream = await openai.chat.completions.create({ ...requestBody(request), stream: true, stream_options: { include_usage: true } }, callOptions);
-        const rest = stream[Symbol.asyncIterator]();
-        const first = await rest.next();
-        if (first.done) throw new UnusableAnswerError('the model answered without a stream of chunks');
-        return { first: first.value, rest };
-      });
+      // The deadline ends with the first chunk; a stream that stalls later is not bounded here.
+      const { first, rest } = await withRetries(() =>
+        withDeadline(async (signal) => {
+          const stream = await openai.chat.completions.create({ ...requestBody(request), stream: true, stream_options: { include_usage: true } }, { ...callOptions, signal });
+          const rest = stream[Symbol.asyncIterator]();
+          const first = await rest.next();
+          if (first.done) throw new UnusableAnswerError('the model answered without a stream of chunks');
+          return { first: first.value, rest };
+        }),
+      );
       return chunksOf(resumed(first, rest));
     },
   };
@@ -186,7 +209,7 @@ function entraTokenProvider(managedIdentityClientId: string | undefined): () => 
 }
 
 function classify(err: unknown, secrets: readonly string[]): AttemptFailure {
-  if (err instanceof OpenAI.APIConnectionTimeoutError) {
+  if (err instanceof OpenAI.APIConnectionTimeoutError || err instanceof AttemptTimeoutError) {
     return { kind: 'timeout', retryable: true, retryAfterMs: undefined, message: 'the model did not answer in time' };
   }
   if (err instanceof OpenAI.APIConnectionError) {
