@@ -9,6 +9,8 @@
  * Retry-After longer than MODEL_RETRY_MAX_DELAY_MS on as 429 instead of sleeping it.
  */
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -366,6 +368,50 @@ describe('MODEL_MAX_RETRIES=0', () => {
     t.model.enqueue({ reset: true });
     await expectErrorResponse(await ask(t, 'single ask'), 502, 'model_failed');
     expect(requestsFor(t.model, 'single ask')).toHaveLength(1);
+  });
+});
+
+describe('a model that sends its headers, then stalls', () => {
+  // The scripted server's `hang` never answers at all; a server (or proxy) can also answer 200 and
+  // then stop sending the body. MODEL_TIMEOUT_MS must bound that attempt too.
+  const TIMEOUT_MS = 400;
+  let stalling: http.Server;
+  const stalled = new Set<http.ServerResponse>();
+  let t: TestApp;
+  beforeAll(async () => {
+    stalling = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': req.headers.accept === 'text/event-stream' ? 'text/event-stream' : 'application/json' });
+        res.write(req.headers.accept === 'text/event-stream' ? ': still thinking\n\n' : '{"id":"chatcmpl-stall",');
+        stalled.add(res);
+      });
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    const { port } = stalling.address() as AddressInfo;
+    t = await startTestApp({ OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1`, MODEL_MAX_RETRIES: '1', MODEL_TIMEOUT_MS: String(TIMEOUT_MS) });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    for (const res of stalled) res.destroy();
+    await new Promise((resolve) => stalling?.close(resolve));
+  });
+
+  it('ask gives up after the timeout on each attempt (504), for a plain and a streamed answer', async () => {
+    for (const headers of [json, { ...json, Accept: 'text/event-stream' }]) {
+      const started = Date.now();
+      const response = await fetch(t.url('/api/ask'), { method: 'POST', headers, body: '{"prompt":"hello?"}', signal: AbortSignal.timeout(20_000) });
+      await expectErrorResponse(response, 504, 'model_timeout');
+      expect(Date.now() - started).toBeLessThan(2 * TIMEOUT_MS + 3_000);
+    }
+  });
+
+  it('a chat turn ends in a failed-turn record instead of blocking the chat', async () => {
+    await createChat(t, 'stalled');
+    const posted = await fetch(t.url('/api/chats/stalled'), { method: 'POST', headers: json, body: '{"message":"hello?"}', signal: AbortSignal.timeout(20_000) });
+    await expectErrorResponse(posted, 504, 'model_timeout');
+    const [turn] = turnsOf(await chatState(t, 'stalled'));
+    expect(turn?.answer).toMatchObject({ status: 'failed' });
   });
 });
 
