@@ -86,7 +86,9 @@ const tally = { chatTurns: 0, chatReplies: 0, chatFailedTurns: 0, asks: 0, askAn
 describe('model faults through the local host (MODEL_MAX_RETRIES=2)', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ MODEL_MAX_RETRIES: String(MAX_RETRIES), MODEL_TIMEOUT_MS: '600', MODEL_RETRY_BASE_DELAY_MS: '5' });
+    // The timeout must stay well above a healthy local answer on a busy CI machine, or a "once" case
+    // would see an extra, timed-out attempt.
+    t = await startTestApp({ MODEL_MAX_RETRIES: String(MAX_RETRIES), MODEL_TIMEOUT_MS: '1000', MODEL_RETRY_BASE_DELAY_MS: '5' });
     t.model.setDefault(echo);
   });
   afterAll(async () => {
@@ -279,7 +281,7 @@ describe('model faults under load: many chats, sequential posts, random faults',
 });
 
 describe('retry and timeout budgets are the settings', () => {
-  const TIMEOUT_MS = 300;
+  const TIMEOUT_MS = 500;
   const BASE_DELAY_MS = 100;
   const MAX_DELAY_MS = 1_500;
   let t: TestApp;
@@ -312,7 +314,7 @@ describe('retry and timeout budgets are the settings', () => {
     expect(gaps.reduce((sum, gap) => sum + gap, 0)).toBeLessThan(BASE_DELAY_MS * (1 + 2 + 4 + 8) + 2_000);
   });
 
-  it('MODEL_TIMEOUT_MS=300: each attempt at a model that never answers is abandoned after the timeout (504)', async () => {
+  it(`MODEL_TIMEOUT_MS=${TIMEOUT_MS}: each attempt at a model that never answers is abandoned after the timeout (504)`, async () => {
     t.model.enqueue(...Array.from({ length: 5 }, () => ({ hang: true }) as const));
     const started = Date.now();
     const response = await ask(t, 'never answered');
