@@ -119,15 +119,15 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the local host unde
     if (k % 3 === 1) {
       await Promise.race([t.model.waitForRequests(t.model.requests.length + 1, 10_000), clients]);
       await sleep(offsets[k] ?? 0);
-      killsInsideTurn++;
     } else if (k % 3 === 2) {
       nextAcceptance = acceptanceSignal();
       await Promise.race([nextAcceptance.promise, clients]);
-      killsRightAfterAccept++;
     }
     if (clientsDone) break;
     await t.restartHost({ kill: true });
     kills++;
+    if (k % 3 === 1) killsInsideTurn++;
+    if (k % 3 === 2) killsRightAfterAccept++;
   }
   await clients;
   // The load is sized to outlast all the kills; at least two of each kind must have landed.
