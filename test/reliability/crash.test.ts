@@ -236,3 +236,18 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the local host unde
   expect(totals.connectionErrors).toBeGreaterThan(0);
   expect(t.model.requests.length).toBeGreaterThan(CHATS * MESSAGES_PER_CHAT);
 }, 180_000);
+
+it('stores unusual but valid text exactly, and it survives a kill -9', async () => {
+  const texts = ['\ud800 lone high surrogate', 'lone low \udfff', 'NUL \u0000 inside', 'non-character \uffff', 'emoji 💬👩‍👩‍👧', 'right-to-left \u202e text', `long ${'x'.repeat(31_000)}`];
+  expect((await fetch(t.url('/api/chats/odd-text'), { method: 'PUT', body: '{}' })).status).toBe(201);
+  for (const [i, message] of texts.entries()) {
+    const response = await fetch(t.url('/api/chats/odd-text?wait=0'), { method: 'POST', headers: { 'Idempotency-Key': `odd-${i}` }, body: JSON.stringify({ message }) });
+    expect(response.status).toBe(202);
+  }
+  await t.restartHost({ kill: true });
+  const state = await pollUntil('the odd-text chat to answer every message', async () => {
+    const view = await readChat(t.host.url, 'odd-text');
+    return view !== undefined && turnsOf(view).filter((turn) => turn.answer !== undefined).length === texts.length ? view : undefined;
+  });
+  expect(turnsOf(state).map((turn) => [turn.user.content, turn.answer?.content])).toEqual(texts.map((text) => [text, `re: ${text}`]));
+});
