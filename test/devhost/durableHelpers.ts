@@ -52,21 +52,7 @@ export interface Stats {
   entities: { operationsAccepted: number; operationsProcessed: number; operationsFailed: number; batches: number; batchRetriesOneByOne: number; signalsDelivered: number };
 }
 
-/** Polls `probe` until it returns a value other than undefined, or fails at the deadline. */
-export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+export { pollUntil as eventually } from '../support/poll';
 
 /** The fixture's `big` operation builds this string (chunk boundaries fall inside surrogate pairs). */
 export function expectedBlob(size: number): string {

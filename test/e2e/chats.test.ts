@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countMessageTokens, REPLY_PRIMING_TOKENS } from '../../src/chat/tokens';
 import { startTestApp, type TestApp } from '../support/app';
+import { pollUntil } from '../support/poll';
 import { lastUserContent } from '../support/model-server';
 
 interface ChatView {
@@ -36,16 +37,12 @@ const get = async (id: string, query = '') => {
   const response = await fetch(t.url(`/api/chats/${id}${query}`));
   return { status: response.status, body: (await response.json()) as ChatView };
 };
-/** Polls the chat until `done` holds; fails the test with the last state after `timeoutMs`. */
-async function until(id: string, done: (state: ChatView) => boolean, timeoutMs = 30_000): Promise<ChatView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+/** Polls the chat until `done` holds. */
+const until = (id: string, done: (state: ChatView) => boolean, timeoutMs = 30_000) =>
+  pollUntil(`chat ${id} to reach the condition`, async () => {
     const { status, body } = await get(id);
-    if (status === 200 && done(body)) return body;
-    if (Date.now() > deadline) throw new Error(`chat ${id} never reached the condition; last: ${JSON.stringify(body).slice(0, 500)}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+    return status === 200 && done(body) ? body : undefined;
+  }, timeoutMs, 20);
 const requestsFor = (marker: string) => t.model.requests.filter((r) => r.body.messages.some((m) => m.content.includes(marker)));
 
 describe('chats through the local host', () => {

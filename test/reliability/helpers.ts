@@ -1,11 +1,12 @@
 /**
  * Shared pieces of the reliability suites: the chat state as clients see it, the error-body shape
  * every error must have, a raw-socket HTTP exchange (for requests fetch refuses to send, such as
- * Content-Length lies), polling with a deadline, and the one-line summaries the suites print for
- * docs/reliability.md.
+ * Content-Length lies), and the one-line summaries the suites print (the README's Reliability table).
  */
 import net from 'node:net';
+export { pollUntil } from '../support/poll';
 
+/** The chat as the wire format promises it (declared here, not imported from src, so the tests check the contract). */
 export interface MessageView {
   id: string;
   role: 'user' | 'assistant';
@@ -50,22 +51,6 @@ export async function readChat(baseUrl: string, chatId: string): Promise<ChatVie
   if (response.status === 404) return undefined;
   if (response.status !== 200) throw new Error(`GET chat ${chatId} answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as ChatView;
-}
-
-/** Re-checks `probe` every `intervalMs` until it returns a value; fails with `what` and the last value at the deadline. */
-export async function pollUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : `; last error: ${String(last)}`}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /** The turns of a chat: each user message with the assistant entry right after it (if it answers it). */
