@@ -91,19 +91,15 @@ export class FunctionInvoker {
     const context = args.context;
     current.invocationContext = context;
 
-    const preInvocationContext = {
-      get hookData() {
-        return hookData;
-      },
-      get appHookData() {
-        return registry.appHookData;
-      },
-      get invocationContext() {
-        return context;
-      },
-      functionCallback: fn.callback,
-      inputs: args.inputs,
-    };
+    // What every invocation hook sees, as read-only views (the worker hands hooks the same shape).
+    const sharedHookFields = <T extends object>(fields: T) =>
+      Object.defineProperties(fields, {
+        hookData: { get: () => hookData, enumerable: true },
+        appHookData: { get: () => registry.appHookData, enumerable: true },
+        invocationContext: { get: () => context, enumerable: true },
+      }) as T & { readonly hookData: Record<string, unknown>; readonly appHookData: Record<string, unknown>; readonly invocationContext: typeof context };
+
+    const preInvocationContext = sharedHookFields({ functionCallback: fn.callback, inputs: args.inputs });
     coreContext.state = 'preInvocationHooks';
     try {
       await registry.executeHooks('preInvocation', preInvocationContext);
@@ -113,20 +109,7 @@ export class FunctionInvoker {
     const inputs = preInvocationContext.inputs;
     const callback: FunctionCallback = preInvocationContext.functionCallback;
 
-    const postInvocationContext = {
-      get hookData() {
-        return hookData;
-      },
-      get appHookData() {
-        return registry.appHookData;
-      },
-      get invocationContext() {
-        return context;
-      },
-      inputs,
-      result: null as unknown,
-      error: null as unknown,
-    };
+    const postInvocationContext = sharedHookFields({ inputs, result: null as unknown, error: null as unknown });
     coreContext.state = 'invocation';
     try {
       postInvocationContext.result = await invocationModel.invokeFunction(context, inputs, callback);
