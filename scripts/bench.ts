@@ -85,10 +85,12 @@ class Bench {
     return (await (await fetch(this.url(`/api/chats/${chatId}${query}`))).json()) as { totalMessages: number; recentMessages: { replyTo?: string; role: string }[] };
   }
   /** Waits until every listed chat holds `messages` messages. */
-  async drain(chatIds: string[], messages: number): Promise<void> {
+  async drain(chatIds: string[], messages: number, timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     const pending = new Set(chatIds);
     while (pending.size > 0) {
       await Promise.all([...pending].map(async (id) => ((await this.state(id)).totalMessages >= messages ? pending.delete(id) : undefined)));
+      if (pending.size > 0 && Date.now() > deadline) throw new Error(`${pending.size} chats never reached ${messages} messages, e.g. ${[...pending][0] ?? ''}`);
       if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -96,10 +98,21 @@ class Bench {
    * Waits until the host has committed `count` more entity operations than in `since`. One small
    * stats request per 10 ms, so the waiting does not load the machine it measures.
    */
-  async processed(since: Stats, count: number): Promise<void> {
-    while ((await this.stats()).entities.operationsProcessed < since.entities.operationsProcessed + count) {
+  async processed(since: Stats, count: number, timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const now = await this.stats();
+      const done = now.entities.operationsProcessed - since.entities.operationsProcessed;
+      if (done >= count) return;
+      if (Date.now() > deadline) throw new Error(`only ${done} of ${count} operations processed after ${timeoutMs} ms: ${JSON.stringify(now.entities)}`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+  }
+  /** Posts without waiting for the reply; anything but 202 stops the run (a silent failure would skew every figure). */
+  async accept(chatId: string, message: string): Promise<void> {
+    const response = await this.post(chatId, message, '?wait=0');
+    if (response.status !== 202) throw new Error(`POST ${chatId} answered ${response.status}: ${await response.text()}`);
+    await response.body?.cancel();
   }
 }
 
@@ -216,7 +229,7 @@ async function storageCost(azurite: AzuriteHandle, model: ModelServer): Promise<
     await Promise.all(chats.map((id) => app.put(id)));
     const perChat = scale(40);
     const before = await app.stats();
-    await inParallel(chats.flatMap((id) => Array.from({ length: perChat }, (_, k) => [id, `m${k}`] as const)), 64, ([id, m]) => app.post(id, m, '?wait=0'));
+    await inParallel(chats.flatMap((id) => Array.from({ length: perChat }, (_, k) => [id, `m${k}`] as const)), 64, ([id, m]) => app.accept(id, m));
     await app.processed(before, chats.length * perChat);
     const after = await app.stats();
     await app.drain(chats, perChat * 2);
@@ -241,7 +254,7 @@ async function scaleAcrossChats(app: Bench, azurite: AzuriteHandle): Promise<voi
     await inParallel(ids, 64, (id) => app.put(id));
     const before = await app.stats();
     const [wall] = await timed(async () => {
-      await inParallel(ids.flatMap((id) => Array.from({ length: turnsPerChat }, (_, k) => [id, `t${k}`] as const)), 64, ([id, m]) => app.post(id, m, '?wait=0'));
+      await inParallel(ids.flatMap((id) => Array.from({ length: turnsPerChat }, (_, k) => [id, `t${k}`] as const)), 64, ([id, m]) => app.accept(id, m));
       await app.processed(before, chats * turnsPerChat);
     });
     await app.drain(ids, turnsPerChat * 2); // and check every turn really landed
@@ -263,7 +276,7 @@ async function scaleAcrossChats(app: Bench, azurite: AzuriteHandle): Promise<voi
     await inParallel(ids, 64, (id) => app.put(id));
     const before = await app.stats();
     app.model.hold();
-    await inParallel(ids.flatMap((id) => Array.from({ length: turnsPerChat }, (_, k) => [id, `t${k}`] as const)), 64, ([id, m]) => app.post(id, m, '?wait=0'));
+    await inParallel(ids.flatMap((id) => Array.from({ length: turnsPerChat }, (_, k) => [id, `t${k}`] as const)), 64, ([id, m]) => app.accept(id, m));
     const [wall] = await timed(async () => {
       app.model.release();
       await app.processed(before, chats * turnsPerChat);
@@ -291,7 +304,7 @@ async function promptGrowthAndReads(app: Bench): Promise<void> {
   const turns = 500;
   const firstRequest = app.model.requests.length;
   for (let i = 0; i < turns; i += 50) {
-    await Promise.all(Array.from({ length: 50 }, (_, k) => app.post(chatId, `Question ${i + k}: what is interesting about the number ${i + k}?`, '?wait=0')));
+    await Promise.all(Array.from({ length: 50 }, (_, k) => app.accept(chatId, `Question ${i + k}: what is interesting about the number ${i + k}?`)));
     await app.drain([chatId], (i + 50) * 2);
   }
   // The turns in the order the chat stored them, and the prompt the model received for each.
