@@ -60,7 +60,7 @@ export function createOrUpdate(state: ChatState | undefined, input: CreateInput,
   return { ...state, instructions: input.instructions, lastUpdatedAt: latest(state, now) };
 }
 
-export function hasMessage(state: ChatState, messageId: string): boolean {
+function hasMessage(state: ChatState, messageId: string): boolean {
   return state.messages.some((m) => m.role === 'user' && m.id === messageId);
 }
 

@@ -11,7 +11,7 @@ import { announceChatUpdate, CHAT_ENTITY_NAME } from '../durable/chatStore';
 import { getModelClient } from '../model';
 
 /** Operation inputs, validated again here because they cross a storage boundary. */
-export const chatOperations = {
+const chatOperations = {
   create: z.object({ instructions: z.string().optional() }),
   post: z.object({ messageId: z.string().min(1), message: z.string() }),
 };
@@ -19,14 +19,16 @@ export const chatOperations = {
 export async function chatEntity(context: EntityContext<ChatState>): Promise<void> {
   const operation = context.df.operationName;
   const state = context.df.getState();
+  // One setState per operation, and a hint to any waiter in this process (see durable/chatStore.ts).
+  const save = (next: ChatState): void => {
+    if (next === state) return;
+    context.df.setState(next);
+    announceChatUpdate(context.df.entityKey);
+  };
   switch (operation) {
     case 'create': {
       const input = chatOperations.create.parse(context.df.getInput());
-      const next = createOrUpdate(state, input, new Date());
-      if (next !== state) {
-        context.df.setState(next);
-        announceChatUpdate(context.df.entityKey);
-      }
+      save(createOrUpdate(state, input, new Date()));
       return;
     }
     case 'post': {
@@ -38,10 +40,7 @@ export async function chatEntity(context: EntityContext<ChatState>): Promise<voi
         historyTokenBudget,
         now: () => new Date(),
       });
-      if (result.state !== state) {
-        context.df.setState(result.state);
-        announceChatUpdate(context.df.entityKey);
-      }
+      save(result.state);
       return;
     }
     case 'delete':
