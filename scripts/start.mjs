@@ -7,7 +7,9 @@
  *    (data in .azurite/) unless something already answers on its table port 127.0.0.1:10002.
  * 3. Runs `func start` when Azure Functions Core Tools are on PATH, else the project's local host
  *    (node dist/devhost/main.js), and says which, with the URL.
- * 4. Ctrl-C / SIGTERM stops what it started: the app runtime first, then Azurite.
+ * 4. Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stops what it started: the app runtime first,
+ *    then Azurite. Each child runs on a leash (scripts/leash.mjs), so even a kill -9 of this process
+ *    stops them instead of leaving them holding the ports.
  *
  * Options: --port <n> (also PORT) is forwarded; other arguments go to the runtime as they are.
  */
@@ -85,13 +87,17 @@ function findOnPath(command) {
   return undefined;
 }
 
-/** Children get their own process group, so a terminal Ctrl-C reaches only us and we stop them in order. */
+const LEASH = path.join(root, 'scripts', 'leash.mjs');
+
+/**
+ * Children get their own process group, so a terminal's Ctrl-C or hang-up reaches only us and we stop
+ * them in order; the leash's stdin pipe ends when we do, however we end.
+ */
 function run(command, args, label) {
-  const child = spawn(command, args, {
+  const child = spawn(process.execPath, [LEASH, command, ...args], {
     cwd: root,
-    stdio: 'inherit',
+    stdio: ['pipe', 'inherit', 'inherit'],
     detached: process.platform !== 'win32',
-    shell: process.platform === 'win32' && command.endsWith('.cmd'),
   });
   child.label = label;
   child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -187,6 +193,7 @@ async function main() {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
 
   runtime.exited.then(async ({ code, signal }) => {
     if (stopping) return;

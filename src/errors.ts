@@ -10,6 +10,9 @@ export abstract class AppError extends Error {
   readonly headers: Readonly<Record<string, string>> = {};
   /** Extra top-level fields of the JSON error body (e.g. the seed's `exists:false`). */
   readonly body: Readonly<Record<string, unknown>> = {};
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
 }
 
 export type BadRequestCode =
@@ -91,4 +94,18 @@ export class ModelFailedError extends AppError {
 export class ModelTimeoutError extends AppError {
   readonly status = 504;
   readonly code = 'model_timeout';
+}
+
+/**
+ * 503: the chat store (the Durable task hub: its HTTP API or its storage) kept failing after our
+ * retries. Transient by nature, so the client is told when to come back; the failure is the cause.
+ */
+export class ChatStoreUnavailableError extends AppError {
+  readonly status = 503;
+  readonly code = 'store_unavailable';
+  override readonly headers: Readonly<Record<string, string>>;
+  constructor(message: string, retryAfterSeconds: number, options?: ErrorOptions) {
+    super(message, options);
+    this.headers = { 'Retry-After': String(retryAfterSeconds) };
+  }
 }

@@ -7,7 +7,8 @@ import type { EntityContext } from 'durable-functions';
 import { z } from 'zod';
 import { createOrUpdate, postMessage, type ChatState } from '../chat/state';
 import { getConfig } from '../config';
-import { announceChatUpdate, CHAT_ENTITY_NAME } from '../durable/chatStore';
+import { announceChatChange } from '../durable/changeHints';
+import { CHAT_ENTITY_NAME } from '../durable/chatEntityStore';
 import { getModelClient } from '../model';
 
 /** Operation inputs, validated again here because they cross a storage boundary. */
@@ -19,11 +20,11 @@ const chatOperations = {
 export async function chatEntity(context: EntityContext<ChatState>): Promise<void> {
   const operation = context.df.operationName;
   const state = context.df.getState();
-  // One setState per operation, and a hint to any waiter in this process (see durable/chatStore.ts).
+  // One setState per operation, and a hint to any waiter in this process (durable/changeHints.ts).
   const save = (next: ChatState): void => {
     if (next === state) return;
     context.df.setState(next);
-    announceChatUpdate(context.df.entityKey);
+    announceChatChange(context.df.entityKey);
   };
   switch (operation) {
     case 'create': {
@@ -45,7 +46,7 @@ export async function chatEntity(context: EntityContext<ChatState>): Promise<voi
     }
     case 'delete':
       context.df.destructOnExit();
-      announceChatUpdate(context.df.entityKey);
+      announceChatChange(context.df.entityKey);
       return;
     default:
       context.warn(`chat entity: unknown operation '${operation ?? ''}' ignored`);

@@ -1,29 +1,38 @@
 /**
- * HTTP starters of the chat entity: PUT/POST/GET/DELETE /api/chats/{chatId}. They validate input,
- * signal the entity, read its state and map the result; the chat rules live in src/chat.
+ * HTTP starters of the chat entity: PUT/POST/GET/DELETE /api/chats/{chatId}. Thin adapters: they
+ * validate input, call the chat service (src/chat/service.ts) over the durable client, and map its
+ * outcomes to responses; errors go through http/respond.ts.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { replyTo, type ChatState } from '../chat/state';
-import { toChatView } from '../chat/view';
+import { ChatService } from '../chat/service';
 import { getConfig } from '../config';
-import { BadRequestError, ChatNotFoundError, ModelFailedError, ModelTimeoutError } from '../errors';
+import { nextChatChange } from '../durable/changeHints';
+import { durableChatStore } from '../durable/chatEntityStore';
+import { BadRequestError } from '../errors';
 import { jsonBodyReader, parseChatId, parseTimestampUTC, textField } from '../http/input';
 import { handleErrors, jsonResponse, textResponse } from '../http/respond';
 import { getModelClient } from '../model';
-import { chatEntityId as entityId, readChat, waitForChat } from '../durable/chatStore';
 
-/** How long PUT waits for a new chat to exist before answering 202 instead of 201. */
-const CREATE_WAIT_MS = 5_000;
-/** How long DELETE waits for the chat to be gone before answering 202 instead of 204. */
-const DELETE_WAIT_MS = 5_000;
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
 // Reply ids are the message id + '.reply' (chat/state.ts), so client-chosen ids may not end that way:
 // a message keyed 'x.reply' would share its id with the reply to 'x'.
 const MESSAGE_ID = /^(?!.*\.reply$)[A-Za-z0-9._:-]{1,128}$/;
 const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : - and not end in ".reply"';
+
+/** The chat service for one invocation, over that invocation's durable client. */
+export type ChatServiceFactory = (context: InvocationContext) => ChatService;
+
+export const durableChatService: ChatServiceFactory = (context) =>
+  new ChatService({
+    store: durableChatStore(df.getClient(context)),
+    changed: nextChatChange,
+    now: Date.now,
+    requireModel: () => void getModelClient(),
+    newMessageId: () => `m-${randomUUID()}`,
+  });
 
 function chatUrl(request: HttpRequest, chatId: string, timestampUTC?: string): string {
   const url = new URL(`/api/chats/${encodeURIComponent(chatId)}`, request.url);
@@ -44,16 +53,6 @@ const readPostBody = jsonBodyReader(
     }),
 );
 
-async function createChat(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  const chatId = parseChatId(request.params.chatId);
-  const body = await readCreateBody(request);
-  const client = df.getClient(context);
-  await client.signalEntity(entityId(chatId), 'create', { instructions: body.instructions });
-  const applied = (state: ChatState | undefined) => state !== undefined && (body.instructions === undefined || state.instructions === body.instructions);
-  const state = await waitForChat(client, chatId, applied, CREATE_WAIT_MS);
-  return jsonResponse(applied(state) ? 201 : 202, { chatId }, { Location: chatUrl(request, chatId) });
-}
-
 function parseWaitSeconds(request: HttpRequest, defaultSeconds: number): number {
   const raw = request.query.get('wait');
   if (raw === null) return defaultSeconds;
@@ -64,61 +63,54 @@ function parseWaitSeconds(request: HttpRequest, defaultSeconds: number): number 
   return seconds;
 }
 
-async function postToChat(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  const chatId = parseChatId(request.params.chatId);
-  const waitSeconds = parseWaitSeconds(request, getConfig().chat.replyWaitSeconds);
-  const body = await readPostBody(request);
-  const idempotencyKey = request.headers.get('idempotency-key');
-  if (idempotencyKey !== null && !MESSAGE_ID.test(idempotencyKey)) {
-    throw new BadRequestError('invalid_field', `The Idempotency-Key header ${MESSAGE_ID_RULE}.`);
-  }
-  getModelClient(); // 503 now, rather than a stored turn that can only fail
-  const client = df.getClient(context);
-  // Checked before signalling: a 404 must mean the message was not stored (the entity would store it
-  // if a pending create ran first).
-  if ((await readChat(client, chatId)) === undefined) throw new ChatNotFoundError(chatId);
-
-  const messageId = idempotencyKey ?? body.messageId ?? `m-${randomUUID()}`;
-  const acceptedAt = new Date(Date.now() - 1).toISOString();
-  await client.signalEntity(entityId(chatId), 'post', { messageId, message: body.message });
-  if (waitSeconds === 0) return pending(request, chatId, messageId, acceptedAt);
-
-  const state = await waitForChat(client, chatId, (s) => s === undefined || replyTo(s, messageId) !== undefined, waitSeconds * 1000);
-  if (state === undefined) throw new ChatNotFoundError(chatId);
-  const reply = replyTo(state, messageId);
-  if (reply === undefined) return pending(request, chatId, messageId, acceptedAt);
-  if (reply.status === 'failed') {
-    const message = `The reply to message '${messageId}' failed: ${reply.error ?? 'model error'}`;
-    throw reply.errorCode === 'model_timeout' ? new ModelTimeoutError(message) : new ModelFailedError(message);
-  }
-  return textResponse(200, reply.content, { 'X-Message-Id': messageId });
+function parseIdempotencyKey(request: HttpRequest): string | undefined {
+  const key = request.headers.get('idempotency-key');
+  if (key !== null && !MESSAGE_ID.test(key)) throw new BadRequestError('invalid_field', `The Idempotency-Key header ${MESSAGE_ID_RULE}.`);
+  return key ?? undefined;
 }
 
-function pending(request: HttpRequest, chatId: string, messageId: string, acceptedAt: string): HttpResponseInit {
-  return jsonResponse(202, { chatId, messageId, status: 'pending' }, { Location: chatUrl(request, chatId, acceptedAt), 'Retry-After': '1' });
+export function chatHandlers(service: ChatServiceFactory = durableChatService) {
+  return {
+    async create(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+      const chatId = parseChatId(request.params.chatId);
+      const body = await readCreateBody(request);
+      const outcome = await service(context).create(chatId, { instructions: body.instructions });
+      return jsonResponse(outcome === 'created' ? 201 : 202, { chatId }, { Location: chatUrl(request, chatId) });
+    },
+
+    async post(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+      const chatId = parseChatId(request.params.chatId);
+      const waitSeconds = parseWaitSeconds(request, getConfig().chat.replyWaitSeconds);
+      const body = await readPostBody(request);
+      const messageId = parseIdempotencyKey(request) ?? body.messageId;
+      const outcome = await service(context).post(chatId, body.message, messageId, waitSeconds * 1000);
+      if (outcome.status === 'replied') return textResponse(200, outcome.reply, { 'X-Message-Id': outcome.messageId });
+      return jsonResponse(
+        202,
+        { chatId, messageId: outcome.messageId, status: 'pending' },
+        { Location: chatUrl(request, chatId, outcome.acceptedAt), 'Retry-After': '1' },
+      );
+    },
+
+    async get(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+      const chatId = parseChatId(request.params.chatId);
+      const rawTimestamp = request.query.get('timestampUTC');
+      const newerThan = rawTimestamp === null ? undefined : parseTimestampUTC(rawTimestamp);
+      return jsonResponse(200, await service(context).view(chatId, newerThan));
+    },
+
+    async delete(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+      const chatId = parseChatId(request.params.chatId);
+      const outcome = await service(context).delete(chatId);
+      return outcome === 'deleted' ? { status: 204 } : jsonResponse(202, { chatId, status: 'deleting' });
+    },
+  };
 }
 
-async function getChat(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  const chatId = parseChatId(request.params.chatId);
-  const rawTimestamp = request.query.get('timestampUTC');
-  const newerThan = rawTimestamp === null ? undefined : parseTimestampUTC(rawTimestamp);
-  const state = await readChat(df.getClient(context), chatId);
-  if (state === undefined) throw new ChatNotFoundError(chatId);
-  return jsonResponse(200, toChatView(chatId, state, newerThan));
-}
-
-async function deleteChat(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  const chatId = parseChatId(request.params.chatId);
-  const client = df.getClient(context);
-  if ((await readChat(client, chatId)) === undefined) throw new ChatNotFoundError(chatId);
-  await client.signalEntity(entityId(chatId), 'delete');
-  const state = await waitForChat(client, chatId, (s) => s === undefined, DELETE_WAIT_MS);
-  return state === undefined ? { status: 204 } : jsonResponse(202, { chatId, status: 'deleting' });
-}
-
+const handlers = chatHandlers();
 const route = 'chats/{chatId}';
 const extraInputs = [df.input.durableClient()];
-app.http('createChat', { route, methods: ['PUT'], authLevel: 'function', extraInputs, handler: handleErrors(createChat) });
-app.http('postToChat', { route, methods: ['POST'], authLevel: 'function', extraInputs, handler: handleErrors(postToChat) });
-app.http('getChat', { route, methods: ['GET'], authLevel: 'function', extraInputs, handler: handleErrors(getChat) });
-app.http('deleteChat', { route, methods: ['DELETE'], authLevel: 'function', extraInputs, handler: handleErrors(deleteChat) });
+app.http('createChat', { route, methods: ['PUT'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.create) });
+app.http('postToChat', { route, methods: ['POST'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.post) });
+app.http('getChat', { route, methods: ['GET'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.get) });
+app.http('deleteChat', { route, methods: ['DELETE'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.delete) });

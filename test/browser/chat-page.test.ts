@@ -1,6 +1,6 @@
 /**
  * The chat page (GET /api/ui) in a real browser: Debian's Chromium driven by playwright-core, against
- * the real compiled app in the local host with in-memory Azurite and the scripted model server.
+ * the real compiled app on the runtime under test with in-memory Azurite and the scripted model server.
  * Needs `npm run build` first (npm test does it) and /usr/bin/chromium (.ci/run installs it).
  */
 import { mkdir, readFile } from 'node:fs/promises';

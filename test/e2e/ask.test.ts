@@ -1,4 +1,4 @@
-/** ask and whois end to end through the local host, including SSE delivered as the model produces it. */
+/** ask and whois end to end on the runtime under test, including SSE delivered as the model produces it. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app';
 
@@ -8,7 +8,7 @@ beforeAll(async () => {
 });
 afterAll(() => t?.stop());
 
-describe('ask and whois through the local host', () => {
+describe('ask and whois', () => {
   it('answers ask as text/plain (seed curl: text/json, trailing slash)', async () => {
     t.model.enqueue({ reply: 'A poem.' });
     const response = await fetch(t.url('/api/ask/'), { method: 'POST', headers: { 'Content-Type': 'text/json' }, body: '{"prompt":"Write a poem"}' });

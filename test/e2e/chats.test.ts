@@ -1,6 +1,6 @@
 /**
- * Chats end to end: the compiled app in the local host over real HTTP, Azurite for storage, and the
- * scripted model server reached through OPENAI_BASE_URL.
+ * Chats end to end: the compiled app on the runtime under test over real HTTP, Azurite for storage,
+ * and the scripted model server reached through OPENAI_BASE_URL.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countMessageTokens, REPLY_PRIMING_TOKENS } from '../../src/chat/tokens';
@@ -45,12 +45,12 @@ const until = (id: string, done: (state: ChatView) => boolean, timeoutMs = 30_00
   }, timeoutMs, 20);
 const requestsFor = (marker: string) => t.model.requests.filter((r) => r.body.messages.some((m) => m.content.includes(marker)));
 
-describe('chats through the local host', () => {
+describe('chats', () => {
   it("runs the seed's flow: create, two posts answered inline, state since a timestamp", async () => {
     const created = await put('seed-flow', { instructions: 'You are a helpful chatbot.' });
     expect(created.status).toBe(201);
     expect(await created.json()).toEqual({ chatId: 'seed-flow' });
-    expect(created.headers.get('location')).toBe(t.url('/api/chats/seed-flow'));
+    expect(created.headers.get('location')).toBe(`${t.host.url}/api/chats/seed-flow`);
 
     const first = await post('seed-flow', 'Hello, how can I assist you today?');
     expect(first.status).toBe(200);
@@ -95,7 +95,7 @@ describe('chats through the local host', () => {
     let messages: ChatView['recentMessages'] = [];
     const deadline = Date.now() + 10_000;
     while (!messages.some((m) => m.replyTo === body.messageId) && Date.now() < deadline) {
-      const polled = (await (await fetch(location)).json()) as ChatView;
+      const polled = (await (await fetch(t.withKey(location))).json()) as ChatView;
       messages = polled.recentMessages;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }

@@ -1,4 +1,4 @@
-/** test.http, run headless with httpyac (the `npm run test:http` command) against the app in the local host. */
+/** test.http, run headless with httpyac (the `npm run test:http` command) against the app on the runtime under test. */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -15,11 +15,14 @@ beforeAll(async () => {
 afterAll(() => t?.stop());
 
 it('passes every request and assertion of test.http', async () => {
-  // The file's own `@host` line wins over httpyac's --var, so run a copy that points at this host.
+  // The file's own `@host` line wins over httpyac's --var, so run a copy that points at this host and,
+  // where keys are enforced, sends the function key with every request (as a user on Azure would).
   const original = await readFile(path.join(REPO_ROOT, 'test.http'), 'utf8');
   expect(original).toMatch(/^@host = http:\/\/localhost:7071$/m);
+  const keyHeaders = Object.entries(t.keyHeaders()).map(([name, value]) => `\n${name}: ${value}`).join('');
+  const copy = original.replace(/^@host = .*$/m, `@host = ${t.host.url}`).replace(/^((?:GET|POST|PUT|DELETE) \{\{host\}\}.*)$/gm, `$1${keyHeaders}`);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'test-http-'));
-  await writeFile(path.join(dir, 'test.http'), original.replace(/^@host = .*$/m, `@host = ${t.host.url}`));
+  await writeFile(path.join(dir, 'test.http'), copy);
   const httpyac = path.join(REPO_ROOT, 'node_modules', '.bin', 'httpyac');
   const { stdout } = await promisify(execFile)(httpyac, ['send', 'test.http', '--all', '--bail', '-o', 'short'], {
     cwd: dir,

@@ -1,5 +1,6 @@
 /**
- * Crashes (DESIGN.md section 6): the local host is killed with SIGKILL under a load of posts across
+ * Crashes (DESIGN.md section 6): the runtime (the local host, or the Functions host with its Node
+ * worker) is killed with SIGKILL under a load of posts across
  * many chats — at random moments, while a model call is in flight (mid-turn), and right after a post
  * was accepted — and restarted each time on the same (in-memory) Azurite. The clients behave like real ones: each chat's
  * client posts its messages one after the other with an Idempotency-Key, and retries a post with the
@@ -55,8 +56,8 @@ async function postUntilAccepted(chatId: string, messageId: string, text: string
   for (let retry = 0; ; retry++) {
     log.attempts++;
     try {
-      // The host's address changes with each restart (it listens on a free port), so read it per attempt.
-      const response = await fetch(`${t.host.url}/api/chats/${chatId}?wait=${waitSeconds}`, {
+      // The host's address changes with each restart (it listens on a free port), so build it per attempt.
+      const response = await fetch(t.url(`/api/chats/${chatId}?wait=${waitSeconds}`), {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'Idempotency-Key': messageId },
         body: JSON.stringify({ message: text }),
@@ -81,7 +82,7 @@ async function postUntilAccepted(chatId: string, messageId: string, text: string
   }
 }
 
-it(`loses and duplicates nothing across ${KILLS} kill -9s of the local host under load`, async () => {
+it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load`, async () => {
   const started = Date.now();
   const chatIds = Array.from({ length: CHATS }, (_, i) => `crash-${i}`);
   for (const chatId of chatIds) {
@@ -142,7 +143,7 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the local host unde
     await pollUntil(
       `chat ${chatId} to answer all ${accepted.length} accepted messages`,
       async () => {
-        last = await readChat(t.host.url, chatId);
+        last = await readChat(t, chatId);
         const turns = last === undefined ? [] : turnsOf(last);
         const storedIds = new Set(turns.map((turn) => turn.user.id));
         return accepted.every((id) => storedIds.has(id)) && turns.every((turn) => turn.answer !== undefined) ? true : undefined;
@@ -246,7 +247,7 @@ it('stores unusual but valid text exactly, and it survives a kill -9', async () 
   }
   await t.restartHost({ kill: true });
   const state = await pollUntil('the odd-text chat to answer every message', async () => {
-    const view = await readChat(t.host.url, 'odd-text');
+    const view = await readChat(t, 'odd-text');
     return view !== undefined && turnsOf(view).filter((turn) => turn.answer !== undefined).length === texts.length ? view : undefined;
   });
   expect(turnsOf(state).map((turn) => [turn.user.content, turn.answer?.content])).toEqual(texts.map((text) => [text, `re: ${text}`]));

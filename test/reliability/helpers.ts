@@ -46,8 +46,9 @@ export function parseJson(text: string): unknown {
   }
 }
 
-export async function readChat(baseUrl: string, chatId: string): Promise<ChatView | undefined> {
-  const response = await fetch(`${baseUrl}/api/chats/${encodeURIComponent(chatId)}`, { signal: AbortSignal.timeout(10_000) });
+/** GET of a chat; `app.url` builds the URL (with the function key where the runtime enforces keys). */
+export async function readChat(app: { url(path: string): string }, chatId: string): Promise<ChatView | undefined> {
+  const response = await fetch(app.url(`/api/chats/${encodeURIComponent(chatId)}`), { signal: AbortSignal.timeout(10_000) });
   if (response.status === 404) return undefined;
   if (response.status !== 200) throw new Error(`GET chat ${chatId} answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as ChatView;

@@ -2,7 +2,7 @@
  * Model faults (DESIGN.md section 6, "order and loss"): every fault the scripted model server can
  * inject — 429 with and without Retry-After, 500, 503, no answer (timeout), connection reset,
  * invalid JSON, no choices — once (the retry answers) and on every attempt (the turn fails), for
- * chats through the local host and for ask. A chat turn ends in a reply or a failed-turn record,
+ * chats and for ask. A chat turn ends in a reply or a failed-turn record,
  * the user message is always kept, and the chat takes the next message. The retry budget settings
  * are honoured: a turn makes exactly 1 + MODEL_MAX_RETRIES model requests, waits the backoff or the
  * model's Retry-After between them, gives up on an attempt after MODEL_TIMEOUT_MS, and passes a
@@ -76,14 +76,14 @@ async function expectErrorResponse(response: Response, status: number, code: str
 }
 
 async function chatState(t: TestApp, chatId: string): Promise<ChatView> {
-  const view = await readChat(t.host.url, chatId);
+  const view = await readChat(t, chatId);
   if (view === undefined) throw new Error(`chat ${chatId} is gone`);
   return view;
 }
 
 const tally = { chatTurns: 0, chatReplies: 0, chatFailedTurns: 0, asks: 0, askAnswers: 0, askErrors: 0, modelRequests: 0 };
 
-describe('model faults through the local host (MODEL_MAX_RETRIES=2)', () => {
+describe('model faults (MODEL_MAX_RETRIES=2)', () => {
   let t: TestApp;
   beforeAll(async () => {
     // The timeout must stay well above a healthy local answer on a busy CI machine, or a "once" case

@@ -22,12 +22,11 @@ import { isErrorBody, parseJson, printSummary, rawExchange, readChat } from './h
 
 const MODEL_KEY = 'sk-test-SECRET-123';
 const CLIENT_TOKEN = 'client-SECRET-token-456';
-const FUNCTION_KEY = 'function-SECRET-key-789';
-const SECRETS = [MODEL_KEY, CLIENT_TOKEN, FUNCTION_KEY, AZURITE_ACCOUNT_KEY];
+/** Sent as the function key where the runtime does not check keys; where it does, its real key is sent. */
+const UNCHECKED_FUNCTION_KEY = 'function-SECRET-key-789';
 const MAX_BODY_BYTES = 4_096;
 const MAX_MESSAGE_CHARS = 1_000;
 const json = { 'Content-Type': 'application/json' };
-const clientCredentials = { Authorization: `Bearer ${CLIENT_TOKEN}`, 'x-functions-key': FUNCTION_KEY };
 
 const tally = { routesChecked: 0, answersScannedForSecrets: 0, limitChecks: 0, chatIdsRefused: 0, distinctChats: 0 };
 afterAll(() => printSummary('security basics', tally));
@@ -55,8 +54,10 @@ describe('registrations', () => {
   });
 });
 
-describe('through the local host', () => {
+describe('through the app', () => {
   let t: TestApp;
+  let functionKey: string;
+  let secrets: string[];
   beforeAll(async () => {
     t = await startTestApp({
       OPENAI_API_KEY: MODEL_KEY,
@@ -66,26 +67,34 @@ describe('through the local host', () => {
       MAX_MESSAGE_CHARS: String(MAX_MESSAGE_CHARS),
     });
     t.model.setDefault({ reply: (request) => `re: ${lastUserContent(request)}` });
+    functionKey = t.runtime.functionKey ?? UNCHECKED_FUNCTION_KEY;
+    secrets = [MODEL_KEY, CLIENT_TOKEN, functionKey, AZURITE_ACCOUNT_KEY];
   });
   afterAll(() => t?.stop());
 
-  /** Sends a request with the client's credentials and fails the test if the answer holds a secret. */
+  /**
+   * Sends a request with the client's credentials — a bearer token, and the function key both as a
+   * header and as ?code=, where Azure clients put it — and fails the test if the answer holds a secret.
+   */
   async function call(method: string, pathAndQuery: string, body?: string | Uint8Array, headers: Record<string, string> = {}) {
-    const response = await fetch(t.url(pathAndQuery), { method, headers: { ...json, ...clientCredentials, ...headers }, body, signal: AbortSignal.timeout(15_000) });
+    const url = new URL(`${t.host.url}${pathAndQuery}`);
+    url.searchParams.set('code', functionKey);
+    const credentials = { Authorization: `Bearer ${CLIENT_TOKEN}`, 'x-functions-key': functionKey };
+    const response = await fetch(url, { method, headers: { ...json, ...credentials, ...headers }, body, signal: AbortSignal.timeout(15_000) });
     const text = await response.text();
     const everything = `${[...response.headers].map(([name, value]) => `${name}: ${value}`).join('\n')}\n${text}`;
-    for (const secret of SECRETS) expect(everything.includes(secret), `${method} ${pathAndQuery} answered with a secret: ${everything.slice(0, 500)}`).toBe(false);
+    for (const secret of secrets) expect(everything.includes(secret), `${method} ${pathAndQuery} answered with a secret: ${everything.slice(0, 500)}`).toBe(false);
     tally.answersScannedForSecrets++;
     return { status: response.status, text, body: parseJson(text), headers: response.headers };
   }
 
-  const logLinesWithSecrets = () => t.host.logs().split('\n').filter((line) => SECRETS.some((secret) => line.includes(secret)));
+  const logLinesWithSecrets = () => t.host.logs().split('\n').filter((line) => secrets.some((secret) => line.includes(secret)));
 
   describe('secrets', () => {
     it('does not pass on a model error that echoes the API key: not in the answer, the chat, or the log', async () => {
       const echoesKey = { error: { message: `Incorrect API key provided: ${MODEL_KEY}. You can find your API key at https://example.invalid.`, type: 'invalid_request_error' } };
       t.model.enqueue({ status: 401, body: JSON.stringify(echoesKey) });
-      const asked = await call('POST', '/api/ask?code=' + FUNCTION_KEY, JSON.stringify({ prompt: 'hello' }));
+      const asked = await call('POST', '/api/ask', JSON.stringify({ prompt: 'hello' }));
       expect(asked.status).toBe(502);
       expect(isErrorBody(asked.body)).toBe(true);
       expect(asked.text).toMatch(/401/);
@@ -100,21 +109,21 @@ describe('through the local host', () => {
     });
 
     it("never reflects a client's Authorization header or function key, on any route or error", async () => {
-      // Credentials travel in the headers every call() sends and in ?code=, where Azure clients put
-      // function keys. (Values a client puts in the path or body may be quoted back to it in errors.)
+      // Credentials travel in the headers and the ?code= every call() sends. (Values a client puts in
+      // the path or body may be quoted back to it in errors.)
       const requests: [string, string, string?, Record<string, string>?][] = [
-        ['GET', `/api/chats/secret-chat?code=${FUNCTION_KEY}`],
-        ['GET', `/api/chats/never-made?code=${FUNCTION_KEY}`],
-        ['GET', `/api/chats/bad@id?code=${FUNCTION_KEY}`],
-        ['GET', `/api/chats/secret-chat?timestampUTC=yesterday&code=${FUNCTION_KEY}`],
-        ['POST', `/api/chats/secret-chat?wait=soon&code=${FUNCTION_KEY}`, '{"message":"hi"}'],
-        ['POST', `/api/chats/secret-chat?code=${FUNCTION_KEY}`, '{"message":"hi"}', { 'Idempotency-Key': 'not a key' }],
+        ['GET', `/api/chats/secret-chat`],
+        ['GET', `/api/chats/never-made`],
+        ['GET', `/api/chats/bad@id`],
+        ['GET', `/api/chats/secret-chat?timestampUTC=yesterday`],
+        ['POST', `/api/chats/secret-chat?wait=soon`, '{"message":"hi"}'],
+        ['POST', `/api/chats/secret-chat`, '{"message":"hi"}', { 'Idempotency-Key': 'not a key' }],
         ['POST', '/api/ask', '{"prompt": 1}'],
         ['POST', '/api/ask', 'not json'],
-        ['POST', `/api/ask?code=${FUNCTION_KEY}`, `{"prompt":"${'x'.repeat(MAX_MESSAGE_CHARS + 1)}"}`],
+        ['POST', `/api/ask`, `{"prompt":"${'x'.repeat(MAX_MESSAGE_CHARS + 1)}"}`],
         ['PATCH', '/api/ask'],
-        ['GET', `/api/no-such-route?code=${FUNCTION_KEY}`],
-        ['GET', `/api/whois/someone?code=${FUNCTION_KEY}`],
+        ['GET', `/api/no-such-route`],
+        ['GET', `/api/whois/someone`],
         ['GET', '/admin/host/status'],
         ['GET', '/admin/devhost/stats'],
       ];
@@ -126,7 +135,7 @@ describe('through the local host', () => {
       await t.restartHost({ kill: true });
       expect((await call('GET', '/api/chats/secret-chat')).status).toBe(200);
       const logs = t.host.logs();
-      expect(logs).toMatch(/Local host listening on/);
+      expect(logs).not.toBe(''); // the restarted host's own log
       expect(logLinesWithSecrets()).toEqual([]);
       expect(logs).not.toMatch(/AccountKey=/i);
     });
@@ -156,7 +165,8 @@ describe('through the local host', () => {
     });
 
     it('answers 413 to a chunked upload over MAX_BODY_BYTES (no Content-Length to go by), without reading all of it first', async () => {
-      const head = Buffer.from('POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n');
+      const keyLines = Object.entries(t.keyHeaders()).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+      const head = Buffer.from(`POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n${keyLines}\r\n`);
       const chunk = (text: string) => Buffer.concat([Buffer.from(`${Buffer.byteLength(text).toString(16)}\r\n`), Buffer.from(text), Buffer.from('\r\n')]);
       // A complete body just over the limit.
       const small = Buffer.concat([head, chunk(`{"prompt":"${'a'.repeat(MAX_BODY_BYTES)}"}`), Buffer.from('0\r\n\r\n')]);
@@ -180,7 +190,7 @@ describe('through the local host', () => {
         expect((await call('POST', `/api/chats/${chatId}`, JSON.stringify({ message: `hello ${chatId}` }))).text).toBe(`re: hello ${chatId}`);
       }
       for (const chatId of distinctIds) {
-        const state = await readChat(t.host.url, chatId);
+        const state = await readChat(t, chatId);
         expect(state?.instructions).toBe(`instructions of ${chatId}`);
         expect(state?.recentMessages.map((m) => m.content)).toEqual([`hello ${chatId}`, `re: hello ${chatId}`]);
       }
@@ -218,9 +228,9 @@ describe('through the local host', () => {
         }
         tally.chatIdsRefused++;
       }
-      for (const chatId of distinctIds) expect((await readChat(t.host.url, chatId))?.instructions).toBe(`instructions of ${chatId}`);
+      for (const chatId of distinctIds) expect((await readChat(t, chatId))?.instructions).toBe(`instructions of ${chatId}`);
       // The entity store holds exactly the chats created through valid ids.
-      const listed = await fetch(t.url('/runtime/webhooks/durabletask/entities/chat?top=1000'));
+      const listed = await fetch(`${t.host.url}/runtime/webhooks/durabletask/entities/chat?top=1000`, { headers: t.adminHeaders() });
       const keys = ((await listed.json()) as { entityId: { key: string } }[]).map((entity) => entity.entityId.key);
       expect(keys.filter((key) => !/^[A-Za-z0-9._-]{1,128}$/.test(key) || key === '.' || key === '..')).toEqual([]);
       expect(keys).not.toContain('hijacked');
@@ -230,7 +240,7 @@ describe('through the local host', () => {
       await call('PUT', '/api/chats/ids', '{}');
       const keys = ['hello.reply', 'hello', 'other', 'other.reply.reply', 'other.reply'];
       for (const key of keys) await call('POST', '/api/chats/ids', JSON.stringify({ message: `with key ${key}` }), { 'Idempotency-Key': key });
-      const ids = (await readChat(t.host.url, 'ids'))?.recentMessages.map((m) => m.id) ?? [];
+      const ids = (await readChat(t, 'ids'))?.recentMessages.map((m) => m.id) ?? [];
       expect(ids.length).toBeGreaterThan(0);
       expect(ids.filter((id, index) => ids.indexOf(id) !== index)).toEqual([]);
     });

@@ -1,6 +1,7 @@
 /**
- * Azurite (the Azure Storage emulator from node_modules) for tests: the table service only,
- * in memory, on 127.0.0.1 and a free port.
+ * Azurite (the Azure Storage emulator from node_modules) for tests: blob, queue and table services
+ * (the real host's Durable extension needs all three; the local host uses the table service), in
+ * memory, on 127.0.0.1 and free ports.
  *
  *   const azurite = await startAzurite();
  *   azurite.connectionString   // → AzureWebJobsStorage for the host under test
@@ -20,9 +21,10 @@ export const AZURITE_ACCOUNT_NAME = 'devstoreaccount1';
 export const AZURITE_ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 export interface AzuriteHandle {
-  /** Account connection string with the table endpoint only. */
+  /** Account connection string with the blob, queue and table endpoints. */
   connectionString: string;
   tableEndpoint: string;
+  /** The table service's port. */
   port: number;
   /** Process id, for memory readings in benchmarks. */
   pid: number;
@@ -36,7 +38,7 @@ export interface AzuriteOptions {
   startTimeoutMs?: number;
 }
 
-const READY_PATTERN = /Table service (is )?successfully (started|listening)/i;
+const READY_PATTERNS = ['Blob', 'Queue', 'Table'].map((service) => new RegExp(`${service} service (is )?successfully (started|listening)`, 'i'));
 
 /** Last resort if a test process exits without stop(): do not leave emulators behind. */
 const liveChildren = new Set<ChildProcess>();
@@ -56,10 +58,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-function azuriteTableScript(): string {
+function azuriteScript(): string {
   const require = createRequire(__filename);
   const packageJson = require.resolve('azurite/package.json');
-  return path.join(path.dirname(packageJson), 'dist', 'src', 'table', 'main.js');
+  return path.join(path.dirname(packageJson), 'dist', 'src', 'azurite.js');
 }
 
 function waitForExit(child: ChildProcess): Promise<void> {
@@ -67,10 +69,18 @@ function waitForExit(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-async function startOnce(port: number, timeoutMs: number): Promise<AzuriteHandle> {
+async function startOnce(ports: { blob: number; queue: number; table: number }, timeoutMs: number): Promise<AzuriteHandle> {
   const child = spawn(
     process.execPath,
-    [azuriteTableScript(), '--inMemoryPersistence', '--tableHost', '127.0.0.1', '--tablePort', String(port), '--silent', '--loose', '--skipApiVersionCheck', '--disableTelemetry'],
+    [
+      azuriteScript(),
+      '--inMemoryPersistence',
+      ...['blob', 'queue', 'table'].flatMap((service) => [`--${service}Host`, '127.0.0.1', `--${service}Port`, String(ports[service as keyof typeof ports])]),
+      '--silent',
+      '--loose',
+      '--skipApiVersionCheck',
+      '--disableTelemetry',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   liveChildren.add(child);
@@ -80,7 +90,7 @@ async function startOnce(port: number, timeoutMs: number): Promise<AzuriteHandle
     const timer = setTimeout(() => reject(new Error(`Azurite did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
-      if (READY_PATTERN.test(output)) {
+      if (READY_PATTERNS.every((pattern) => pattern.test(output))) {
         clearTimeout(timer);
         resolve();
       }
@@ -99,12 +109,15 @@ async function startOnce(port: number, timeoutMs: number): Promise<AzuriteHandle
     await waitForExit(child);
     throw err;
   }
-  const tableEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT_NAME}`;
+  const endpoint = (port: number) => `http://127.0.0.1:${port}/${AZURITE_ACCOUNT_NAME}`;
+  const tableEndpoint = endpoint(ports.table);
   return {
-    port,
+    port: ports.table,
     pid: child.pid ?? 0,
     tableEndpoint,
-    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT_NAME};AccountKey=${AZURITE_ACCOUNT_KEY};TableEndpoint=${tableEndpoint};`,
+    connectionString:
+      `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT_NAME};AccountKey=${AZURITE_ACCOUNT_KEY};` +
+      `BlobEndpoint=${endpoint(ports.blob)};QueueEndpoint=${endpoint(ports.queue)};TableEndpoint=${tableEndpoint};`,
     logs: () => output,
     stop: async () => {
       child.kill('SIGTERM');
@@ -121,9 +134,9 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(await freePort(), timeoutMs);
+      return await startOnce({ blob: await freePort(), queue: await freePort(), table: await freePort() }, timeoutMs);
     } catch (err) {
-      lastError = err; // most likely the port was taken between freePort() and Azurite's bind
+      lastError = err; // most likely a port was taken between freePort() and Azurite's bind
     }
   }
   throw lastError;

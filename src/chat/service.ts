@@ -1,0 +1,129 @@
+/**
+ * The chat API's rules, over injected ports: what PUT/POST/GET/DELETE do, how long a request waits
+ * for the entity, and how a failed turn is answered. No Azure or HTTP imports: the HTTP handlers
+ * (functions/chats.ts) parse input and map outcomes, and tests drive this with in-memory ports.
+ */
+import { ChatNotFoundError, ModelFailedError, ModelTimeoutError } from '../errors';
+import { replyTo, type ChatState, type CreateInput, type PostInput } from './state';
+import { toChatView, type ChatView } from './view';
+
+export type ChatOperation = { name: 'create'; input: CreateInput } | { name: 'post'; input: PostInput } | { name: 'delete' };
+
+/** Where chats live: the chat entities, read and signalled (their durable client in production). */
+export interface ChatStore {
+  read(chatId: string): Promise<ChatState | undefined>;
+  signal(chatId: string, operation: ChatOperation): Promise<void>;
+}
+
+export interface ChatServicePorts {
+  store: ChatStore;
+  /**
+   * Resolves true as soon as the chat may have changed, false after `timeoutMs`. A hint only: the
+   * state is re-read either way, so a port that always sleeps out the timeout is correct too.
+   */
+  changed(chatId: string, timeoutMs: number): Promise<boolean>;
+  /** Epoch milliseconds. */
+  now(): number;
+  /** Throws (503) when no model is configured, so a post is refused before it is stored. */
+  requireModel(): void;
+  newMessageId(): string;
+}
+
+export interface WaitPolicy {
+  /** How long PUT waits for a new chat to exist before answering 202 instead of 201. */
+  createWaitMs: number;
+  /** How long DELETE waits for the chat to be gone before answering 202 instead of 204. */
+  deleteWaitMs: number;
+  /** Pauses between reads double from the first to the longest. */
+  firstPauseMs: number;
+  longestPauseMs: number;
+  /** After a hint, reads this many times 1 ms apart: the new state is readable once the batch commits. */
+  quickReadsAfterHint: number;
+}
+
+export const DEFAULT_WAIT_POLICY: WaitPolicy = { createWaitMs: 5_000, deleteWaitMs: 5_000, firstPauseMs: 2, longestPauseMs: 250, quickReadsAfterHint: 20 };
+
+export type PostOutcome =
+  | { status: 'replied'; messageId: string; reply: string }
+  /** `acceptedAt`: an ISO time just before the message was signalled, for the client's timestampUTC polling. */
+  | { status: 'pending'; messageId: string; acceptedAt: string };
+
+export class ChatService {
+  constructor(
+    private readonly ports: ChatServicePorts,
+    private readonly policy: WaitPolicy = DEFAULT_WAIT_POLICY,
+  ) {}
+
+  /** Creates the chat or updates its instructions; 'created' once the entity shows it, else 'accepted'. */
+  async create(chatId: string, input: CreateInput): Promise<'created' | 'accepted'> {
+    await this.ports.store.signal(chatId, { name: 'create', input });
+    const applied = (state: ChatState | undefined) => state !== undefined && (input.instructions === undefined || state.instructions === input.instructions);
+    return applied(await this.waitFor(chatId, applied, this.policy.createWaitMs)) ? 'created' : 'accepted';
+  }
+
+  /**
+   * Stores a user message (once per message id) and waits up to `waitMs` for its reply. A failed
+   * turn is thrown as the model error it recorded (502, or 504 for a timeout).
+   */
+  async post(chatId: string, message: string, messageId: string | undefined, waitMs: number): Promise<PostOutcome> {
+    this.ports.requireModel();
+    // Checked before signalling: a 404 must mean the message was not stored (the entity would store it
+    // if a pending create ran first).
+    if ((await this.ports.store.read(chatId)) === undefined) throw new ChatNotFoundError(chatId);
+    const id = messageId ?? this.ports.newMessageId();
+    const acceptedAt = new Date(this.ports.now() - 1).toISOString();
+    await this.ports.store.signal(chatId, { name: 'post', input: { messageId: id, message } });
+    if (waitMs <= 0) return { status: 'pending', messageId: id, acceptedAt };
+
+    const state = await this.waitFor(chatId, (s) => s === undefined || replyTo(s, id) !== undefined, waitMs);
+    if (state === undefined) throw new ChatNotFoundError(chatId);
+    const reply = replyTo(state, id);
+    if (reply === undefined) return { status: 'pending', messageId: id, acceptedAt };
+    if (reply.status === 'failed') {
+      const text = `The reply to message '${id}' failed: ${reply.error ?? 'model error'}`;
+      throw reply.errorCode === 'model_timeout' ? new ModelTimeoutError(text) : new ModelFailedError(text);
+    }
+    return { status: 'replied', messageId: id, reply: reply.content };
+  }
+
+  async view(chatId: string, newerThanMs: number | undefined): Promise<ChatView> {
+    const state = await this.ports.store.read(chatId);
+    if (state === undefined) throw new ChatNotFoundError(chatId);
+    return toChatView(chatId, state, newerThanMs);
+  }
+
+  /** 'deleted' once the entity is gone, else 'deleting'. */
+  async delete(chatId: string): Promise<'deleted' | 'deleting'> {
+    if ((await this.ports.store.read(chatId)) === undefined) throw new ChatNotFoundError(chatId);
+    await this.ports.store.signal(chatId, { name: 'delete' });
+    return (await this.waitFor(chatId, (s) => s === undefined, this.policy.deleteWaitMs)) === undefined ? 'deleted' : 'deleting';
+  }
+
+  /**
+   * Re-reads the chat until `done` holds or `timeoutMs` passes; returns the last state read. Between
+   * reads it waits for a change hint or a pause that doubles up to the longest; after a hint it
+   * re-reads every millisecond for a while, because the new state is readable only once committed.
+   */
+  private async waitFor(chatId: string, done: (state: ChatState | undefined) => boolean, timeoutMs: number): Promise<ChatState | undefined> {
+    const { ports, policy } = this;
+    const deadline = ports.now() + timeoutMs;
+    let pauseMs = policy.firstPauseMs;
+    let quickReadsLeft = 0;
+    for (;;) {
+      const state = await ports.store.read(chatId);
+      const remaining = deadline - ports.now();
+      if (done(state) || remaining <= 0) return state;
+      if (quickReadsLeft > 0) {
+        quickReadsLeft--;
+        await ports.changed(chatId, 1);
+        continue;
+      }
+      if (await ports.changed(chatId, Math.min(pauseMs, remaining))) {
+        quickReadsLeft = policy.quickReadsAfterHint;
+        pauseMs = policy.firstPauseMs;
+      } else {
+        pauseMs = Math.min(pauseMs * 2, policy.longestPauseMs);
+      }
+    }
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The chat service (src/chat/service.ts) over in-memory ports, and the durable chat store's retry
+ * policy (src/durable/chatEntityStore.ts) over a durable client that fails on demand; the HTTP
+ * adapters (functions/chats.ts) over a service whose store is down.
+ */
+import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { describe, expect, it } from 'vitest';
+import { ChatService, DEFAULT_WAIT_POLICY, type ChatOperation, type ChatStore } from '../../src/chat/service';
+import { createOrUpdate, postMessage, type ChatState, type TurnModel } from '../../src/chat/state';
+import { durableChatStore, isTransientDurableFailure, type DurableClient } from '../../src/durable/chatEntityStore';
+import { ChatNotFoundError, ChatStoreUnavailableError, ModelFailedError, ModelNotConfiguredError, ModelTimeoutError } from '../../src/errors';
+import { chatHandlers } from '../../src/functions/chats';
+import { handleErrors } from '../../src/http/respond';
+
+/** Chats in memory; signals are applied by `run()` (the entity's turn), as a queue would. */
+function memoryStore(model: TurnModel) {
+  const chats = new Map<string, ChatState>();
+  const queue: { chatId: string; operation: ChatOperation }[] = [];
+  const signals: ChatOperation['name'][] = [];
+  const store: ChatStore = {
+    read: async (chatId) => chats.get(chatId),
+    signal: async (chatId, operation) => {
+      signals.push(operation.name);
+      queue.push({ chatId, operation });
+    },
+  };
+  async function run(): Promise<void> {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+      const { chatId, operation } = next;
+      const state = chats.get(chatId);
+      if (operation.name === 'create') chats.set(chatId, createOrUpdate(state, operation.input, new Date()));
+      else if (operation.name === 'delete') chats.delete(chatId);
+      else if (state !== undefined) chats.set(chatId, (await postMessage(state, operation.input, model, { historyTokenBudget: 1000, now: () => new Date() })).state);
+    }
+  }
+  return { store, run, signals, chats };
+}
+
+/** A service whose change hint runs the entity: each wait lets the queued operations happen. */
+function serviceOver(memory: ReturnType<typeof memoryStore>, options: { modelConfigured?: boolean } = {}) {
+  return new ChatService(
+    {
+      store: memory.store,
+      changed: async () => {
+        await memory.run();
+        return true;
+      },
+      now: Date.now,
+      requireModel: () => {
+        if (options.modelConfigured === false) throw new ModelNotConfiguredError();
+      },
+      newMessageId: () => 'generated-id',
+    },
+    { ...DEFAULT_WAIT_POLICY, createWaitMs: 200, deleteWaitMs: 200 },
+  );
+}
+
+const echo: TurnModel = async (prompt) => ({ text: `re: ${prompt.at(-1)?.content ?? ''}`, totalTokens: 3 });
+
+describe('ChatService', () => {
+  it('creates a chat (created once the entity shows it) and answers a post with its reply', async () => {
+    const memory = memoryStore(echo);
+    const service = serviceOver(memory);
+    expect(await service.create('c', { instructions: 'Be brief.' })).toBe('created');
+    expect(await service.post('c', 'hello', 'k1', 5_000)).toEqual({ status: 'replied', messageId: 'k1', reply: 're: hello' });
+    expect((await service.view('c', undefined)).totalMessages).toBe(2);
+  });
+
+  it('answers pending without waiting when the wait is 0, with a generated id and a time before the signal', async () => {
+    const memory = memoryStore(echo);
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    const before = Date.now();
+    const outcome = await service.post('c', 'hello', undefined, 0);
+    expect(outcome).toMatchObject({ status: 'pending', messageId: 'generated-id' });
+    expect(Date.parse(outcome.status === 'pending' ? outcome.acceptedAt : '')).toBeLessThan(before + 1);
+    expect(memory.signals).toEqual(['create', 'post']);
+  });
+
+  it.each([
+    [new ModelTimeoutError('late'), ModelTimeoutError],
+    [new ModelFailedError('down'), ModelFailedError],
+  ])('throws a failed turn as the model error it recorded (%s)', async (failure, errorClass) => {
+    const memory = memoryStore(async () => {
+      throw failure;
+    });
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    await expect(service.post('c', 'hello', 'k', 5_000)).rejects.toBeInstanceOf(errorClass);
+    // The failed-turn record stays in the chat either way.
+    expect(memory.chats.get('c')?.messages.map((m) => m.status)).toEqual([undefined, 'failed']);
+  });
+
+  it('refuses a post to an unknown chat, or without a model, before storing anything', async () => {
+    const memory = memoryStore(echo);
+    await expect(serviceOver(memory).post('nope', 'hi', 'k', 1_000)).rejects.toBeInstanceOf(ChatNotFoundError);
+    await serviceOver(memory).create('c', {});
+    await expect(serviceOver(memory, { modelConfigured: false }).post('c', 'hi', 'k', 1_000)).rejects.toBeInstanceOf(ModelNotConfiguredError);
+    expect(memory.signals).toEqual(['create']);
+  });
+
+  it('deletes a chat, and then it is not found', async () => {
+    const memory = memoryStore(echo);
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    expect(await service.delete('c')).toBe('deleted');
+    await expect(service.view('c', undefined)).rejects.toBeInstanceOf(ChatNotFoundError);
+  });
+});
+
+/** A durable client whose reads and signals fail with the given errors first, then succeed. */
+function flakyClient(failures: unknown[]) {
+  const calls = { read: 0, signal: 0 };
+  const next = () => {
+    const failure = failures.shift();
+    if (failure !== undefined) throw failure;
+  };
+  const client = {
+    readEntityState: async () => {
+      calls.read++;
+      next();
+      return { entityExists: true, entityState: createOrUpdate(undefined, {}, new Date()) };
+    },
+    signalEntity: async () => {
+      calls.signal++;
+      next();
+    },
+  } as unknown as DurableClient;
+  return { client, calls };
+}
+
+const status = (code: number) => new Error(`The operation failed with an unexpected status code: ${code}. Details: "DurableTaskStorageException"`);
+const connection = (code: string) => Object.assign(new Error(`connect ${code}`), { code });
+const noPause = async () => {};
+
+describe('durableChatStore', () => {
+  it('retries 5xx answers and broken connections, then returns the result', async () => {
+    const { client, calls } = flakyClient([status(500), connection('ECONNRESET'), status(503)]);
+    const store = durableChatStore(client, { attempts: 5, firstDelayMs: 1, retryAfterSeconds: 2 }, noPause);
+    expect(await store.read('c')).toBeDefined();
+    expect(calls.read).toBe(4);
+  });
+
+  it('gives up after the attempts with a 503 that says when to retry and keeps the cause', async () => {
+    const last = status(500);
+    const { client, calls } = flakyClient([status(500), status(500), last]);
+    const store = durableChatStore(client, { attempts: 3, firstDelayMs: 1, retryAfterSeconds: 2 }, noPause);
+    const failure = await store.signal('c', { name: 'delete' }).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(ChatStoreUnavailableError);
+    expect(failure).toMatchObject({ status: 503, code: 'store_unavailable', headers: { 'Retry-After': '2' }, cause: last });
+    expect(calls.signal).toBe(3);
+  });
+
+  it('does not retry what is not transient (a 4xx is a bug, not weather)', async () => {
+    const { client, calls } = flakyClient([status(400)]);
+    await expect(durableChatStore(client, undefined, noPause).read('c')).rejects.toThrow(/400/);
+    expect(calls.read).toBe(1);
+    expect([status(429), status(502), connection('ECONNREFUSED')].map(isTransientDurableFailure)).toEqual([true, true, true]);
+    expect([status(404), new TypeError('x'), 'text'].map(isTransientDurableFailure)).toEqual([false, false, false]);
+  });
+});
+
+describe('chat handlers', () => {
+  it('answer 503 with Retry-After and the error JSON when the chat store keeps failing, on every route', async () => {
+    const down: ChatStore = {
+      read: async () => {
+        throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
+      },
+      signal: async () => {
+        throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
+      },
+    };
+    const service = () => new ChatService({ store: down, changed: async () => false, now: Date.now, requireModel: () => {}, newMessageId: () => 'id' });
+    const handlers = chatHandlers(service);
+    const url = 'http://localhost:7071/api/chats/c';
+    const requests: [keyof typeof handlers, string, string | undefined][] = [
+      ['create', 'PUT', '{}'],
+      ['post', 'POST', '{"message":"hi"}'],
+      ['get', 'GET', undefined],
+      ['delete', 'DELETE', undefined],
+    ];
+    for (const [name, method, body] of requests) {
+      const request = new HttpRequest({ url, method, params: { chatId: 'c' }, body: body === undefined ? undefined : { string: body } });
+      const response = (await handleErrors(handlers[name])(request, new InvocationContext())) as HttpResponseInit;
+      expect({ name, status: response.status, headers: response.headers, body: response.jsonBody }).toMatchObject({
+        name,
+        status: 503,
+        headers: { 'Retry-After': '2' },
+        body: { error: { code: 'store_unavailable' } },
+      });
+    }
+  });
+});
