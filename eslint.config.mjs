@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.azurite/**', '.bicep/**', 'infra/**/*.json', 'test-results/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.azurite/**', '.bicep/**', 'infra/**/*.json', 'test-results/**', '.realhost/**', '.deploy/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

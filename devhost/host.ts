@@ -120,6 +120,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   }
 
   const routes: HttpRoute<HttpFunction>[] = catalog.http.map((fn) => ({
+    name: fn.name,
     template: fn.route,
     methods: fn.methods === undefined ? undefined : new Set(fn.methods),
     target: fn,

@@ -31,8 +31,6 @@ export interface RouteSegment {
 export interface RouteTemplate {
   template: string;
   segments: RouteSegment[];
-  /** ASP.NET inbound precedence digits, one per segment: lower sorts first (more specific). */
-  precedence: number[];
 }
 
 export class RouteTemplateError extends Error {}
@@ -174,14 +172,6 @@ function complexPatterns(parts: RoutePart[]): RouteSegment['patterns'] {
   return [toRegex(parts)];
 }
 
-function segmentPrecedence(parts: RoutePart[]): number {
-  if (parts.length > 1) return 2;
-  const only = parts[0];
-  if (only === undefined || only.kind === 'literal') return 1;
-  if (only.catchAll) return 5;
-  return only.constraints.length > 0 ? 3 : 4;
-}
-
 export function parseRouteTemplate(template: string): RouteTemplate {
   const trimmed = template.replace(/^~?\/+/, '').replace(/\/+$/, '');
   const texts = trimmed === '' ? [] : trimmed.split('/');
@@ -218,7 +208,7 @@ export function parseRouteTemplate(template: string): RouteTemplate {
     }
     sawOptional ||= optional;
   }
-  return { template, segments, precedence: segments.map((segment) => segmentPrecedence(segment.parts)) };
+  return { template, segments };
 }
 
 function isOptionalSegment(segment: RouteSegment): boolean {
@@ -287,15 +277,4 @@ export function matchRouteTemplate(route: RouteTemplate, pathSegments: string[])
     if (!matchSegment(segment, value, params)) return undefined;
   }
   return pathSegments.length > route.segments.length ? undefined : params;
-}
-
-/** Orders routes most-specific first, like ASP.NET's inbound route precedence. */
-export function compareRoutePrecedence(a: RouteTemplate, b: RouteTemplate): number {
-  const length = Math.min(a.precedence.length, b.precedence.length);
-  for (let i = 0; i < length; i++) {
-    const difference = (a.precedence[i] ?? 0) - (b.precedence[i] ?? 0);
-    if (difference !== 0) return difference;
-  }
-  if (a.precedence.length !== b.precedence.length) return a.precedence.length - b.precedence.length;
-  return a.template < b.template ? -1 : a.template > b.template ? 1 : 0;
 }

@@ -1,11 +1,15 @@
 /**
- * The HTTP route table: every httpTrigger's route template under the host.json route prefix,
- * ordered by ASP.NET route precedence. A path that matches a route whose methods exclude the
- * request's method answers 405 (with Allow); a path that matches nothing answers 404.
+ * The HTTP route table as the Functions host builds it: every httpTrigger's route template under the
+ * host.json route prefix, in the order of the function names (ordinal, ignoring case), and the first
+ * route whose template and methods match wins — not ASP.NET's most-specific-first precedence, so a
+ * catch-all route shadows every route of a function whose name sorts after it. When no route
+ * matches, the request is not found (a wrong method too: the host answers 404, not 405).
  */
-import { compareRoutePrecedence, matchRouteTemplate, type RouteTemplate } from './routeTemplate';
+import { matchRouteTemplate, type RouteTemplate } from './routeTemplate';
 
 export interface HttpRoute<T> {
+  /** The function's name, which orders the table. */
+  name: string;
   template: RouteTemplate;
   /** Upper-case methods; undefined = every method (httpTrigger without `methods`). */
   methods: ReadonlySet<string> | undefined;
@@ -14,7 +18,6 @@ export interface HttpRoute<T> {
 
 export type RouteMatch<T> =
   | { kind: 'matched'; route: HttpRoute<T>; params: Record<string, string> }
-  | { kind: 'methodNotAllowed'; allowed: string[] }
   | { kind: 'notFound' }
   | { kind: 'badPath' };
 
@@ -34,7 +37,11 @@ export class HttpRouter<T> {
   private readonly prefixSegments: string[];
 
   constructor(routes: HttpRoute<T>[], routePrefix: string) {
-    this.routes = [...routes].sort((a, b) => compareRoutePrecedence(a.template, b.template));
+    const byName = (a: HttpRoute<T>, b: HttpRoute<T>) => {
+      const [x, y] = [a.name.toUpperCase(), b.name.toUpperCase()];
+      return x < y ? -1 : x > y ? 1 : 0;
+    };
+    this.routes = [...routes].sort(byName);
     this.prefixSegments = routePrefix === '' ? [] : routePrefix.split('/').map((segment) => segment.toLowerCase());
   }
 
@@ -52,13 +59,11 @@ export class HttpRouter<T> {
     }
     const below = segments.slice(this.prefixSegments.length);
     const upperMethod = method.toUpperCase();
-    const allowed = new Set<string>();
     for (const route of this.routes) {
+      if (route.methods !== undefined && !route.methods.has(upperMethod)) continue;
       const params = matchRouteTemplate(route.template, below);
-      if (params === undefined) continue;
-      if (route.methods === undefined || route.methods.has(upperMethod)) return { kind: 'matched', route, params };
-      for (const allowedMethod of route.methods) allowed.add(allowedMethod);
+      if (params !== undefined) return { kind: 'matched', route, params };
     }
-    return allowed.size > 0 ? { kind: 'methodNotAllowed', allowed: [...allowed].sort() } : { kind: 'notFound' };
+    return { kind: 'notFound' };
   }
 }

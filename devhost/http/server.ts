@@ -114,11 +114,6 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
         if (options.streamUri !== undefined) await invokeStreaming(match.route.target, req, res, url, match.params, options.streamUri);
         else await invokeBuffered(match.route.target, req, res, url, match.params);
         return;
-      case 'methodNotAllowed':
-        writeJsonError(res, 405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}; use ${match.allowed.join(', ')}.`, {
-          allow: match.allowed.join(', '),
-        });
-        return;
       case 'badPath':
         writeJsonError(res, 400, 'bad_path', 'The path has invalid percent-encoding.');
         return;
@@ -127,7 +122,9 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
           res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('The local host for Azure Functions is running.\n');
           return;
         }
-        writeJsonError(res, 404, 'not_found', `No function matches ${method} ${url.pathname}.`);
+        // The Functions host answers an unrouted request with an empty 404; an app that wants JSON
+        // there registers a catch-all route.
+        res.writeHead(404, { 'content-length': '0' }).end();
         return;
     }
   };

@@ -1,5 +1,5 @@
 // HTTP conformance of the local host, over real HTTP against the fixture app (test/fixtures/devhost-app):
-// routing (params, optional/default, constraints, catch-all, precedence, prefix), methods (404/405),
+// routing (params, optional/default, constraints, catch-all, function-name order, prefix), methods (an empty 404 for no match),
 // request conversion (query, headers, binary body) and response conversion (status, headers, cookies).
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,8 +34,8 @@ describe('routing', () => {
     expect((await getJson('/api/items/42')).status).toBe(404); // the fixture's prefix is "fx", not the default
   });
 
-  it('prefers literal segments, then constrained parameters, like ASP.NET routing', async () => {
-    expect((await getJson('/fx/items/new')).body).toEqual({ route: 'items-new' });
+  it('takes the first matching route in function-name order, as the Functions host does (itemsAlpha shadows itemsNew)', async () => {
+    expect((await getJson('/fx/items/new')).body).toEqual({ route: 'items-alpha', name: 'new' });
     expect((await getJson('/fx/items/abc')).body).toEqual({ route: 'items-alpha', name: 'abc' });
     expect((await getJson('/fx/items/7')).body).toEqual({ route: 'items-int', id: '7' });
   });
@@ -66,7 +66,7 @@ describe('routing', () => {
 
   it('decodes percent-encoded segments and matches literals case-insensitively', async () => {
     expect((await getJson('/fx/opt/hello%20world')).body).toEqual({ route: 'opt', x: 'hello world' });
-    expect((await getJson('/FX/Items/NEW')).body).toEqual({ route: 'items-new' });
+    expect((await getJson('/FX/Items/Abc')).body).toEqual({ route: 'items-alpha', name: 'Abc' });
     expect((await getJson('/fx/opt/%E0%A4%A')).status).toBe(400);
   });
 
@@ -74,15 +74,11 @@ describe('routing', () => {
     expect((await getJson('/fx/defaultRoute')).body).toEqual({ route: 'default' });
   });
 
-  it('answers 404 JSON for unknown paths and 405 JSON with Allow for wrong methods', async () => {
-    const missing = await getJson('/fx/nope');
-    expect(missing.status).toBe(404);
-    expect(missing.body).toMatchObject({ error: { code: 'not_found' } });
-    const wrongMethod = await getJson('/fx/echo', { method: 'DELETE' });
-    expect(wrongMethod.status).toBe(405);
-    expect(wrongMethod.headers.get('allow')).toBe('PATCH, POST, PUT');
-    expect(wrongMethod.body).toMatchObject({ error: { code: 'method_not_allowed' } });
-    expect((await getJson('/fx/items/1', { method: 'POST' })).status).toBe(405);
+  it('answers unknown paths and wrong methods with an empty 404, as the Functions host does', async () => {
+    for (const [path, method] of [['/fx/nope', 'GET'], ['/fx/echo', 'DELETE'], ['/fx/items/1', 'POST']] as const) {
+      const response = await fetch(`${host.url}${path}`, { method });
+      expect({ path, method, status: response.status, body: await response.text() }).toEqual({ path, method, status: 404, body: '' });
+    }
   });
 
   it('accepts every method when the trigger lists none', async () => {

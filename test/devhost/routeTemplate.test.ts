@@ -52,35 +52,39 @@ describe('route templates', () => {
 });
 
 describe('router', () => {
-  const route = (template: string, methods?: string[]) => ({
+  const route = (name: string, template: string, methods?: string[]) => ({
+    name,
     template: parseRouteTemplate(template),
     methods: methods === undefined ? undefined : new Set(methods),
-    target: template,
+    target: name,
   });
   const router = new HttpRouter(
-    [route('items/{id}', ['GET']), route('items/{id:int}', ['GET']), route('items/new', ['GET']), route('items/{*rest}', ['POST']), route('any')],
+    [route('literal', 'items/new', ['PUT']), route('rest', 'items/{*rest}', ['POST']), route('Constrained', 'items/{id:int}', ['GET', 'PUT']), route('anyItem', 'items/{id}', ['GET']), route('any', 'any')],
     'api',
   );
+  const target = (method: string, path: string) => {
+    const result = router.match(method, path);
+    return result.kind === 'matched' ? result.route.target : result.kind;
+  };
 
-  it('orders by precedence: literal, constrained, plain, catch-all', () => {
-    const target = (method: string, path: string) => {
-      const result = router.match(method, path);
-      return result.kind === 'matched' ? result.route.target : result.kind;
-    };
-    expect(target('GET', '/api/items/new')).toBe('items/new');
-    expect(target('GET', '/api/items/5')).toBe('items/{id:int}');
-    expect(target('GET', '/api/items/x')).toBe('items/{id}');
-    expect(target('POST', '/api/items/x/y')).toBe('items/{*rest}');
+  it('takes the first match in function-name order (ignoring case), as the Functions host does, not the most specific route', () => {
+    // any < anyItem < Constrained < literal < rest: anyItem takes every GET, however specific the others.
+    expect(target('GET', '/api/items/5')).toBe('anyItem');
+    expect(target('GET', '/api/items/new')).toBe('anyItem');
+    // A route whose methods or template do not fit is passed over.
+    expect(target('PUT', '/api/items/5')).toBe('Constrained');
+    expect(target('PUT', '/api/items/new')).toBe('literal');
+    expect(target('POST', '/api/items/x/y')).toBe('rest');
     expect(target('PUT', '/api/any')).toBe('any');
     expect(target('GET', '/items/5')).toBe('notFound');
   });
 
-  it('reports the allowed methods of every route that matched the path', () => {
-    expect(router.match('DELETE', '/api/items/5')).toEqual({ kind: 'methodNotAllowed', allowed: ['GET', 'POST'] });
+  it('treats a path whose routes all exclude the method as not found (the Functions host answers 404, not 405)', () => {
+    expect(router.match('DELETE', '/api/items/5')).toEqual({ kind: 'notFound' });
   });
 
   it('works without a route prefix', () => {
-    const bare = new HttpRouter([route('hello', ['GET'])], '');
+    const bare = new HttpRouter([route('hello', 'hello', ['GET'])], '');
     expect(bare.match('GET', '/hello').kind).toBe('matched');
     expect(bare.publicPath(parseRouteTemplate('hello'))).toBe('/hello');
   });

@@ -264,7 +264,10 @@ const count = (key: string) => statusCounts.set(key, (statusCounts.get(key) ?? 0
 function checkAnswer(request: { method: string; path: string }, answer: Answer): void {
   const where = `${request.method} ${request.path.slice(0, 200)} -> ${answer.status} ${answer.text.slice(0, 300)}`;
   expect(answer.status, where).toBeLessThan(500);
-  if (answer.status >= 400) {
+  if (answer.status === 404 && answer.text === '') {
+    // No function's route matched: the host's own empty 404 (the Functions host answers so, and so does the local host).
+    count('404 (no route)');
+  } else if (answer.status >= 400) {
     count(`${answer.status} ${isErrorBody(parseJson(answer.text)) ? (parseJson(answer.text) as { error: { code: string } }).error.code : '(no body)'}`);
     if (request.method !== 'HEAD') {
       expect(answer.contentType, where).toContain('application/json');
@@ -304,13 +307,17 @@ const rawBodyText = fc.constantFrom('{"prompt":"hi"}', '{"message":"hi"}', '{"in
 const rawPath = fc.constantFrom('/api/ask', '/api/chats/fuzz-chat', '/api/chats/fuzz-chat?wait=0', '/api/chats/new-raw-chat', '/api/whois/Ada', '/api/chats/..%2Fx');
 const rawMethod = fc.constantFrom('POST', 'PUT', 'GET', 'DELETE');
 
-/** Header values as raw bytes: Latin-1, UTF-8, control characters. */
-const rawHeaderValue = fc.oneof(
+/**
+ * Header values as raw bytes: Latin-1, UTF-8, control characters — only ASCII where the runtime's
+ * front end cannot forward the rest (the Functions host never answers those; README "Runtimes").
+ */
+const anyHeaderBytes = fc.oneof(
   { arbitrary: fc.constantFrom('key-1', 'raw-key-2', 'application/json', 'text/json').map((text) => Buffer.from(text, 'latin1')), weight: 3 },
   { arbitrary: fc.constantFrom('h\u00e9llo', '\u00ff\u00fe', 'a\tb', ' padded ', '').map((text) => Buffer.from(text, 'latin1')), weight: 2 },
   { arbitrary: fc.constantFrom('ключ', '🔑', 'ā'.repeat(100)).map((text) => Buffer.from(text, 'utf8')), weight: 2 },
   { arbitrary: fc.uint8Array({ minLength: 1, maxLength: 40 }).map((bytes) => Buffer.from(bytes.map((b) => (b === 0x0d || b === 0x0a ? 0x20 : b)))), weight: 1 },
 );
+const rawHeaderValue = runtimeFromEnv().frontEnd.forwardsNonAsciiHeaders ? anyHeaderBytes : anyHeaderBytes.map((bytes) => Buffer.from(bytes.filter((b) => b < 0x80)));
 
 const framing = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant('exact' as const) }), weight: 4 },
@@ -464,7 +471,13 @@ describe('hostile input against the app', () => {
     expect(Object.keys(state).sort()).toEqual(['createdAt', 'exists', 'id', 'instructions', 'lastUpdatedAt', 'recentMessages', 'totalMessages', 'totalTokens']);
 
     const logLines = t.host.logs().split('\n');
-    const failureLines = logLines.filter((line) => /\(Failed, Id=|Unhandled error|Uncaught|Unhandled promise rejection| -> 5\d\d /.test(line));
+    // A failed invocation counts unless the host failed it because the client abandoned its upload
+    // (the Functions host logs those as failed: its proxy to the worker lost the request body).
+    const failureLines = logLines.filter((line, i) => {
+      if (!/\(Failed, Id=|Unhandled error|Uncaught|Unhandled promise rejection| -> 5\d\d /.test(line)) return false;
+      const detail = logLines.slice(i + 1, i + 4).join('\n');
+      return !/ForwarderError: RequestBody(Canceled|Client)/.test(detail);
+    });
     expect(failureLines).toEqual([]);
     const linesWithSecrets = logLines.filter((line) => SECRETS.some((secret) => line.includes(secret)));
     expect(linesWithSecrets).toEqual([]);

@@ -15,6 +15,7 @@ import { WorkerRegistry } from '../../devhost/worker/coreApi';
 import { globFiles } from '../../devhost/worker/glob';
 import { installCoreModule } from '../../devhost/worker/installCoreModule';
 import { startTestApp, type TestApp } from '../support/app';
+import { runtimeFromEnv } from '../support/runtimes';
 import { AZURITE_ACCOUNT_KEY } from '../support/azurite';
 import { REPO_ROOT } from '../support/host';
 import { lastUserContent } from '../support/model-server';
@@ -164,20 +165,26 @@ describe('through the app', () => {
       tally.limitChecks += 4;
     });
 
-    it('answers 413 to a chunked upload over MAX_BODY_BYTES (no Content-Length to go by), without reading all of it first', async () => {
+    const chunked = (text: string) => Buffer.concat([Buffer.from(`${Buffer.byteLength(text).toString(16)}\r\n`), Buffer.from(text), Buffer.from('\r\n')]);
+    const chunkedHead = () => {
       const keyLines = Object.entries(t.keyHeaders()).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-      const head = Buffer.from(`POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n${keyLines}\r\n`);
-      const chunk = (text: string) => Buffer.concat([Buffer.from(`${Buffer.byteLength(text).toString(16)}\r\n`), Buffer.from(text), Buffer.from('\r\n')]);
-      // A complete body just over the limit.
-      const small = Buffer.concat([head, chunk(`{"prompt":"${'a'.repeat(MAX_BODY_BYTES)}"}`), Buffer.from('0\r\n\r\n')]);
+      return Buffer.from(`POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n${keyLines}\r\n`);
+    };
+
+    it('answers 413 to a chunked upload over MAX_BODY_BYTES (no Content-Length to go by)', async () => {
+      const small = Buffer.concat([chunkedHead(), chunked(`{"prompt":"${'a'.repeat(MAX_BODY_BYTES)}"}`), Buffer.from('0\r\n\r\n')]);
       const exchange = await rawExchange(t.host.port, small, { deadlineMs: 10_000 });
       expect({ status: exchange.status, error: isErrorBody(parseJson(exchange.body)) }).toEqual({ status: 413, error: true });
-      // An endless upload: the answer must come once the limit is passed, not after the client stops.
-      const endless = Buffer.concat([head, chunk('{"prompt":"'), ...Array.from({ length: 64 }, () => chunk('a'.repeat(16_384)))]);
+      tally.limitChecks += 1;
+    });
+
+    // The Functions host answers only once the upload has ended (README "Runtimes").
+    it.runIf(runtimeFromEnv().frontEnd.answersBeforeBodyEnds)('answers 413 to an endless chunked upload once it passes the limit, not after the client stops', async () => {
+      const endless = Buffer.concat([chunkedHead(), chunked('{"prompt":"'), ...Array.from({ length: 64 }, () => chunked('a'.repeat(16_384)))]);
       const cutOff = await rawExchange(t.host.port, endless, { deadlineMs: 10_000 });
       expect(cutOff.outcome).toBe('response');
       expect(cutOff.status).toBe(413);
-      tally.limitChecks += 2;
+      tally.limitChecks += 1;
     });
   });
 
@@ -223,8 +230,9 @@ describe('through the app', () => {
           ['DELETE', undefined],
         ] as const) {
           const answer = await call(method, `/api/chats/${chatId}`, body);
-          // Either refused as a chat id, or (for '.'/'..', which URL parsing removes) no route at all.
-          expect(`${chatId} ${method} ${answer.status} ${answer.text.slice(0, 120)}`).toMatch(/ (400 .*invalid_chat_id|404 .*not_found|405 .*method_not_allowed)/);
+          // Either refused as a chat id, or (for '.'/'..', which URL parsing removes) no route at all:
+          // the host's empty 404.
+          expect(`${chatId} ${method} ${answer.status} ${answer.text.slice(0, 120)}`).toMatch(/ (400 .*invalid_chat_id|404 )$/);
         }
         tally.chatIdsRefused++;
       }

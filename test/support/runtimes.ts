@@ -34,6 +34,20 @@ export interface RuntimeHandle {
   kill(): Promise<HostExit>;
 }
 
+/**
+ * What a runtime's HTTP front end does before any app code runs, where the two runtimes differ and
+ * the app cannot change it (README "Runtimes" lists these). Suites leave out what a front end cannot do.
+ */
+export interface FrontEnd {
+  /** Answers (a 413) while the client is still uploading an endless body; the Functions host answers only once the upload ends. */
+  answersBeforeBodyEnds: boolean;
+  /**
+   * Passes non-ASCII header bytes on to the app. The Functions host in HTTP stream mode cannot: its
+   * .NET proxy to the Node worker refuses to forward them, and the request is never answered.
+   */
+  forwardsNonAsciiHeaders: boolean;
+}
+
 export interface Runtime {
   name: RuntimeName;
   /** What runs, for test names and bench output. */
@@ -44,6 +58,7 @@ export interface Runtime {
   masterKey: string | undefined;
   /** The folder that the app runs from. */
   appRoot: string;
+  frontEnd: FrontEnd;
   start(env: Record<string, string>): Promise<RuntimeHandle>;
 }
 
@@ -78,6 +93,7 @@ export function localRuntime(): Runtime {
     functionKey: undefined,
     masterKey: undefined,
     appRoot: REPO_ROOT,
+    frontEnd: { answersBeforeBodyEnds: true, forwardsNonAsciiHeaders: true },
     async start(env) {
       const host = await startHost({ appRoot: REPO_ROOT, env });
       return { url: host.url, port: host.port, pid: host.pid, logs: host.logs, exited: host.exited, stop: host.stop, kill: host.kill };
@@ -100,6 +116,7 @@ export function realRuntime(): Runtime {
     functionKey,
     masterKey,
     appRoot: STAGED_APP,
+    frontEnd: { answersBeforeBodyEnds: false, forwardsNonAsciiHeaders: false },
     async start(env) {
       const port = await freePort();
       const secrets = mkdtempSync(path.join(tmpdir(), 'realhost-secrets-'));
