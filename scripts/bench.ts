@@ -1,19 +1,21 @@
 /**
- * `npm run bench`: measures the app against the model it wraps, all in one run on this machine —
- * the compiled app in the local host, in-memory Azurite, and the scripted model server on loopback.
- * Prints tables; asserts nothing (figures go to the README's "Performance" section).
+ * `npm run bench`: measures the app against the model it wraps, all in one run on this machine, on
+ * both runtimes one after the other — the local host, and the Functions host when it is available
+ * (Core Tools' `func`, or FUNCTIONS_HOST_DIR; test/support/runtimes.ts) — each with in-memory
+ * Azurite behind a counting proxy and the scripted model server on loopback. Prints one table per
+ * figure with a column per runtime; asserts nothing (figures go to the README's "Performance").
  *
- *   npm run bench                # everything (about 2-3 minutes)
+ *   npm run bench                # everything (about 6-10 minutes with both runtimes)
  *   npm run bench -- --quick     # fewer samples, for a smoke run
  */
-import { mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import OpenAI from 'openai';
 import { countMessageTokens, REPLY_PRIMING_TOKENS } from '../src/chat/tokens';
-import { startAzurite, type AzuriteHandle } from '../test/support/azurite';
-import { REPO_ROOT, startHost, type HostHandle } from '../test/support/host';
-import { lastUserContent, startModelServer, type ModelServer, type RecordedRequest } from '../test/support/model-server';
+import { startTestApp, type TestApp } from '../test/support/app';
+import { lastUserContent, type ModelServer, type RecordedRequest } from '../test/support/model-server';
+import { localRuntime, realHostSetup, realRuntime, type Runtime } from '../test/support/runtimes';
+import stageRealHostPackage from '../test/support/stage-real-host';
 
 const quick = process.argv.includes('--quick');
 const scale = (n: number) => (quick ? Math.max(10, Math.round(n / 5)) : n);
@@ -58,55 +60,49 @@ async function peakMemoryMiB(pid: number): Promise<number> {
 
 // ---------- the app under test ----------
 
-interface Stats {
-  storage: { requests: number; byKind: Record<string, number> };
-  entities: { operationsProcessed: number; batches: number };
-}
-
+/** The app on one runtime, driven through its public API only (so both runtimes are measured alike). */
 class Bench {
-  constructor(
-    readonly host: HostHandle,
-    readonly model: ModelServer,
-  ) {}
-  url(p: string): string {
-    return `${this.host.url}${p}`;
+  constructor(readonly t: TestApp) {}
+  get model(): ModelServer {
+    return this.t.model;
   }
-  async stats(): Promise<Stats> {
-    return (await (await fetch(this.url('/admin/devhost/stats'))).json()) as Stats;
+  get name(): string {
+    return this.t.runtime.name;
+  }
+  url(p: string): string {
+    return this.t.url(p);
   }
   async put(chatId: string): Promise<void> {
     const response = await fetch(this.url(`/api/chats/${chatId}`), { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{"instructions":"Answer briefly."}' });
-    if (response.status !== 201) throw new Error(`PUT ${chatId}: ${response.status}`);
+    if (response.status !== 201 && response.status !== 202) throw new Error(`PUT ${chatId}: ${response.status}`);
+    if (response.status === 202) await this.drain([chatId], 0);
   }
   async post(chatId: string, message: string, query = ''): Promise<Response> {
     return fetch(this.url(`/api/chats/${chatId}${query}`), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ message }) });
   }
-  async state(chatId: string, query = ''): Promise<{ totalMessages: number; recentMessages: { replyTo?: string; role: string }[] }> {
-    return (await (await fetch(this.url(`/api/chats/${chatId}${query}`))).json()) as { totalMessages: number; recentMessages: { replyTo?: string; role: string }[] };
+  async state(chatId: string, query = ''): Promise<{ status: number; totalMessages: number; recentMessages: { replyTo?: string; role: string; createdAt?: string }[] }> {
+    const response = await fetch(this.url(`/api/chats/${chatId}${query}`));
+    if (response.status !== 200) return { status: response.status, totalMessages: -1, recentMessages: [] };
+    return { status: 200, ...((await response.json()) as { totalMessages: number; recentMessages: { replyTo?: string; role: string }[] }) };
   }
-  /** Waits until every listed chat holds `messages` messages. */
-  async drain(chatIds: string[], messages: number, timeoutMs = 120_000): Promise<void> {
+  /** Waits until every listed chat exists and holds at least `messages` messages. */
+  async drain(chatIds: string[], messages: number, timeoutMs = 180_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const pending = new Set(chatIds);
     while (pending.size > 0) {
       await Promise.all([...pending].map(async (id) => ((await this.state(id)).totalMessages >= messages ? pending.delete(id) : undefined)));
-      if (pending.size > 0 && Date.now() > deadline) throw new Error(`${pending.size} chats never reached ${messages} messages, e.g. ${[...pending][0] ?? ''}`);
+      if (pending.size > 0 && Date.now() > deadline) throw new Error(`${this.name}: ${pending.size} chats never reached ${messages} messages, e.g. ${[...pending][0] ?? ''}`);
       if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
   /**
-   * Waits until the host has committed `count` more entity operations than in `since`. One small
-   * stats request per 10 ms, so the waiting does not load the machine it measures.
+   * Waits until the model has been asked `count` more times than `since` (each turn calls it once),
+   * then until the chats hold their replies: no polling while the turns run, so the wait does not
+   * load the machine it measures, on either runtime.
    */
-  async processed(since: Stats, count: number, timeoutMs = 120_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const now = await this.stats();
-      const done = now.entities.operationsProcessed - since.entities.operationsProcessed;
-      if (done >= count) return;
-      if (Date.now() > deadline) throw new Error(`only ${done} of ${count} operations processed after ${timeoutMs} ms: ${JSON.stringify(now.entities)}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+  async turnsDone(since: number, count: number, chatIds: string[], messagesEach: number): Promise<void> {
+    await this.model.waitForRequests(since + count, 180_000);
+    await this.drain(chatIds, messagesEach);
   }
   /** Posts without waiting for the reply; anything but 202 stops the run (a silent failure would skew every figure). */
   async accept(chatId: string, message: string): Promise<void> {
@@ -116,35 +112,14 @@ class Bench {
   }
 }
 
-/** An app folder like the repo root but with its own host.json (to vary the batch size). */
-async function appRootWithBatchSize(batchSize: number): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), `bench-app-${batchSize}-`));
-  const hostJson = JSON.parse(await readFile(path.join(REPO_ROOT, 'host.json'), 'utf8')) as { extensions: { durableTask: Record<string, unknown> } };
-  hostJson.extensions.durableTask.maxEntityOperationBatchSize = batchSize;
-  hostJson.extensions.durableTask.hubName = `Bench${batchSize}`;
-  await writeFile(path.join(dir, 'host.json'), JSON.stringify(hostJson));
-  for (const entry of ['package.json', 'dist', 'node_modules', 'ui']) await symlink(path.join(REPO_ROOT, entry), path.join(dir, entry));
-  return dir;
+async function startApp(runtime: Runtime): Promise<Bench> {
+  const t = await startTestApp({ CHAT_HISTORY_TOKEN_BUDGET: String(BUDGET), MODEL_TIMEOUT_MS: '10000', MODEL_MAX_RETRIES: '0' }, { runtime, meterStorage: true });
+  return new Bench(t);
 }
 
-async function startApp(azurite: AzuriteHandle, model: ModelServer, appRoot = REPO_ROOT): Promise<Bench> {
-  const host = await startHost({
-    appRoot,
-    args: ['--quiet'],
-    env: {
-      AzureWebJobsStorage: azurite.connectionString,
-      OPENAI_BASE_URL: model.baseURL,
-      AZURE_OPENAI_ENDPOINT: '',
-      CHAT_HISTORY_TOKEN_BUDGET: String(BUDGET),
-      MODEL_TIMEOUT_MS: '10000',
-    },
-  });
-  return new Bench(host, model);
-}
+// ---------- the measurements (each returns its figures for one runtime) ----------
 
-// ---------- the measurements ----------
-
-async function askOverhead(app: Bench): Promise<void> {
+async function askOverhead(app: Bench) {
   app.model.setDefault({ reply: 'ok', usage: { prompt: 5, completion: 1 } });
   const direct = new OpenAI({ baseURL: app.model.baseURL, apiKey: 'x', maxRetries: 0 });
   const viaDirect = () => direct.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'ping' }], max_completion_tokens: 1000 });
@@ -153,7 +128,7 @@ async function askOverhead(app: Bench): Promise<void> {
     if (response.status !== 200) throw new Error(`ask: ${response.status}`);
     return response.text();
   };
-  const rounds = scale(2000);
+  const rounds = scale(1000);
   for (let i = 0; i < 200; i++) await Promise.all([viaDirect(), viaApp()]); // warm-up: JIT, sockets
   const directTimes: number[] = [];
   const appTimes: number[] = [];
@@ -162,35 +137,24 @@ async function askOverhead(app: Bench): Promise<void> {
     directTimes.push((await timed(viaDirect))[0]);
     appTimes.push((await timed(viaApp))[0]);
   }
-  const d = summary(directTimes);
-  const a = summary(appTimes);
   const throughput = async (call: () => Promise<unknown>) => {
-    const total = scale(4000);
+    const total = scale(2000);
     let next = 0;
     const start = performance.now();
-    await Promise.all(
-      Array.from({ length: 32 }, async () => {
-        while (next++ < total) await call();
-      }),
-    );
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      while (next++ < total) await call();
+    }));
     return total / ((performance.now() - start) / 1000);
   };
-  const directRps = await throughput(viaDirect);
-  const appRps = await throughput(viaApp);
-  table(`ask overhead (zero-latency model, ${rounds} sequential calls each; throughput with 32 concurrent clients)`, ['path', 'p50', 'p99', 'req/s @32'], [
-    ['openai client → model (direct)', ms(d.p50), ms(d.p99), directRps.toFixed(0)],
-    ['client → app → model', ms(a.p50), ms(a.p99), appRps.toFixed(0)],
-    ['difference (app overhead)', ms(a.p50 - d.p50), ms(a.p99 - d.p99), ''],
-    ['ratio app / direct', (a.p50 / d.p50).toFixed(2), (a.p99 / d.p99).toFixed(2), (appRps / directRps).toFixed(2)],
-  ]);
+  return { rounds, direct: summary(directTimes), app: summary(appTimes), directRps: await throughput(viaDirect), appRps: await throughput(viaApp) };
 }
 
-async function turnOverhead(app: Bench): Promise<void> {
+async function turnOverhead(app: Bench) {
   app.model.setDefault({ reply: (r) => `re: ${lastUserContent(r)}`, latencyMs: MODEL_LATENCY_MS });
-  const turns = scale(200);
+  const turns = scale(150);
   await app.put('bench-wait');
   await app.put('bench-poll');
-  for (let i = 0; i < 10; i++) await app.post('bench-wait', `warm ${i}`);
+  for (let i = 0; i < 10; i++) await (await app.post('bench-wait', `warm ${i}`)).text();
   const waitTimes: number[] = [];
   for (let i = 0; i < turns; i++) {
     const [t, response] = await timed(() => app.post('bench-wait', `turn ${i}`));
@@ -203,7 +167,7 @@ async function turnOverhead(app: Bench): Promise<void> {
     const start = performance.now();
     const accepted = await app.post('bench-poll', `turn ${i}`, '?wait=0');
     const { messageId } = (await accepted.json()) as { messageId: string };
-    const location = accepted.headers.get('location') ?? '';
+    const location = app.t.withKey(accepted.headers.get('location') ?? '');
     // A client that polls every 2 ms: measures when the reply becomes visible, not a client's Retry-After.
     for (;;) {
       const polled = (await (await fetch(location)).json()) as { recentMessages: { replyTo?: string }[] };
@@ -212,103 +176,71 @@ async function turnOverhead(app: Bench): Promise<void> {
     }
     pollTimes.push(performance.now() - start - MODEL_LATENCY_MS);
   }
-  const w = summary(waitTimes);
-  const p = summary(pollTimes);
-  table(`chat turn overhead (model fixed at ${MODEL_LATENCY_MS} ms; time from POST to reply minus the model time; ${turns} turns each)`, ['path', 'p50', 'p99', 'mean'], [
-    ['POST with wait (200 + reply)', ms(w.p50), ms(w.p99), ms(w.mean)],
-    ['POST ?wait=0 (202), then poll GET every 2 ms', ms(p.p50), ms(p.p99), ms(p.mean)],
-  ]);
+  return { turns, wait: summary(waitTimes), poll: summary(pollTimes) };
 }
 
-async function storageCost(azurite: AzuriteHandle, model: ModelServer): Promise<void> {
-  model.setDefault({ reply: 'ok' });
-  const rows: (string | number)[][] = [];
-  for (const batchSize of [1, 4, 10]) {
-    const app = await startApp(azurite, model, await appRootWithBatchSize(batchSize));
-    const chats = Array.from({ length: 10 }, (_, i) => `storage-${batchSize}-${i}`);
-    await Promise.all(chats.map((id) => app.put(id)));
-    const perChat = scale(40);
-    const before = await app.stats();
-    await inParallel(chats.flatMap((id) => Array.from({ length: perChat }, (_, k) => [id, `m${k}`] as const)), 64, ([id, m]) => app.accept(id, m));
-    await app.processed(before, chats.length * perChat);
-    const after = await app.stats();
-    await app.drain(chats, perChat * 2);
-    const turns = chats.length * perChat;
-    const requests = after.storage.requests - before.storage.requests;
-    const batches = after.entities.batches - before.entities.batches;
-    const kinds = Object.entries(after.storage.byKind)
-      .map(([kind, n]) => [kind, n - (before.storage.byKind[kind] ?? 0)] as const)
-      .filter(([, n]) => n > 0)
-      .map(([kind, n]) => `${kind} ${n}`)
-      .join(', ');
-    rows.push([batchSize, turns, batches, (turns / batches).toFixed(1), requests, (requests / turns).toFixed(2), kinds]);
-    await app.host.stop();
-  }
-  table('storage requests per turn (10 chats, turns posted at once; counted by the host, not timed — how turns fall into batches depends on arrival, so batch counts vary by a few per cent)', ['maxEntityOperationBatchSize', 'turns', 'batches', 'turns/batch', 'storage requests', 'per turn', 'by kind'], rows);
+/** Storage traffic of turns posted at once to 10 chats (counted by the meter in front of Azurite). */
+async function storageCost(app: Bench) {
+  app.model.setDefault({ reply: 'ok' });
+  const chats = Array.from({ length: 10 }, (_, i) => `storage-${i}`);
+  await Promise.all(chats.map((id) => app.put(id)));
+  const perChat = scale(30);
+  const storage = app.t.storage;
+  if (storage === undefined) throw new Error('the bench starts the app with a storage meter');
+  const before = storage.snapshot();
+  const asked = app.model.requests.length;
+  await inParallel(chats.flatMap((id) => Array.from({ length: perChat }, (_, k) => [id, `m${k}`] as const)), 64, ([id, m]) => app.accept(id, m));
+  await app.turnsDone(asked, chats.length * perChat, chats, perChat * 2);
+  const used = storage.since(before);
+  return { turns: chats.length * perChat, used };
 }
 
-async function scaleAcrossChats(app: Bench, azurite: AzuriteHandle): Promise<void> {
+async function scaleAcrossChats(app: Bench) {
   app.model.setDefault({ reply: (r) => `re: ${lastUserContent(r)}`, latencyMs: MODEL_LATENCY_MS });
-  const run = async (label: string, chats: number, turnsPerChat: number) => {
-    const ids = Array.from({ length: chats }, (_, i) => `scale-${label}-${i}`);
-    await inParallel(ids, 64, (id) => app.put(id));
-    const before = await app.stats();
-    const [wall] = await timed(async () => {
-      await inParallel(ids.flatMap((id) => Array.from({ length: turnsPerChat }, (_, k) => [id, `t${k}`] as const)), 64, ([id, m]) => app.accept(id, m));
-      await app.processed(before, chats * turnsPerChat);
-    });
-    await app.drain(ids, turnsPerChat * 2); // and check every turn really landed
-    const turns = chats * turnsPerChat;
-    const ideal = turnsPerChat * MODEL_LATENCY_MS; // turns of one chat are sequential by design
-    return { label: `${chats} chat${chats > 1 ? 's' : ''} × ${turnsPerChat} turns`, turns, wall, rate: turns / (wall / 1000), ideal };
-  };
-  const single = await run('one', 1, 100);
-  const many = await run('many', 200, 10);
-  table(`scale across chats, end to end (model fixed at ${MODEL_LATENCY_MS} ms; all turns posted at once, 64 client connections)`, ['run', 'turns', 'wall', 'ideal wall', 'wall / ideal', 'turns/s'], [
-    ...[single, many].map((r) => [r.label, r.turns, ms(r.wall), ms(r.ideal), (r.wall / r.ideal).toFixed(2), r.rate.toFixed(1)]),
-    ['ratio 200 chats / 1 chat', '', '', '', '', (many.rate / single.rate).toFixed(1)],
-  ]);
-
-  // The same work with the posting taken out of the clock: every turn is accepted while the model
-  // holds its answers, then the model is released and only the entities' processing is timed.
-  const processing = async (label: string, chats: number, turnsPerChat: number) => {
-    const ids = Array.from({ length: chats }, (_, i) => `scale-held-${label}-${i}`);
-    await inParallel(ids, 64, (id) => app.put(id));
-    const before = await app.stats();
-    app.model.hold();
-    await inParallel(ids.flatMap((id) => Array.from({ length: turnsPerChat }, (_, k) => [id, `t${k}`] as const)), 64, ([id, m]) => app.accept(id, m));
-    const [wall] = await timed(async () => {
-      app.model.release();
-      await app.processed(before, chats * turnsPerChat);
-    });
-    await app.drain(ids, turnsPerChat * 2);
+  const run = async (label: string, chats: number, turnsPerChat: number, held: boolean) => {
+    const ids = Array.from({ length: chats }, (_, i) => `scale-${held ? 'held-' : ''}${label}-${i}`);
+    await inParallel(ids, 32, (id) => app.put(id));
+    const asked = app.model.requests.length;
+    const post = () => inParallel(ids.flatMap((id) => Array.from({ length: turnsPerChat }, (_, k) => [id, `t${k}`] as const)), 64, ([id, m]) => app.accept(id, m));
+    const done = () => app.turnsDone(asked, chats * turnsPerChat, ids, turnsPerChat * 2);
+    let wall: number;
+    if (held) {
+      // Posting out of the clock: every turn is accepted while the model holds its answers, then
+      // the model is released and only the processing is timed.
+      app.model.hold();
+      await post();
+      [wall] = await timed(async () => {
+        app.model.release();
+        await done();
+      });
+    } else {
+      [wall] = await timed(async () => {
+        await post();
+        await done();
+      });
+    }
     const turns = chats * turnsPerChat;
     return { label: `${chats} chat${chats > 1 ? 's' : ''} × ${turnsPerChat} turns`, turns, wall, rate: turns / (wall / 1000), ideal: turnsPerChat * MODEL_LATENCY_MS };
   };
-  const singleHeld = await processing('one', 1, 100);
-  const manyHeld = await processing('many', 200, 10);
-  table(`scale across chats, processing only (turns accepted first, then the ${MODEL_LATENCY_MS} ms model released)`, ['run', 'turns', 'wall', 'ideal wall', 'wall / ideal', 'turns/s'], [
-    ...[singleHeld, manyHeld].map((r) => [r.label, r.turns, ms(r.wall), ms(r.ideal), (r.wall / r.ideal).toFixed(2), r.rate.toFixed(1)]),
-    ['ratio 200 chats / 1 chat', '', '', '', '', (manyHeld.rate / singleHeld.rate).toFixed(1)],
-  ]);
-  table('peak memory during the run (VmHWM)', ['process', 'peak RSS'], [
-    ['local host (app + durable runtime)', `${(await peakMemoryMiB(app.host.pid)).toFixed(0)} MiB`],
-    ['Azurite (table service, in memory)', `${(await peakMemoryMiB(azurite.pid)).toFixed(0)} MiB`],
-  ]);
+  return {
+    endToEnd: [await run('one', 1, scale(100), false), await run('twenty', 20, scale(20), false), await run('many', 200, 10, false)],
+    processing: [await run('one', 1, scale(100), true), await run('many', 200, 10, true)],
+  };
 }
 
-async function promptGrowthAndReads(app: Bench): Promise<void> {
+async function promptGrowthAndReads(app: Bench) {
   app.model.setDefault({ reply: (r) => `Here is a short answer to: ${lastUserContent(r)}` });
   const chatId = 'growth';
   await app.put(chatId);
   const turns = 500;
   const firstRequest = app.model.requests.length;
   for (let i = 0; i < turns; i += 50) {
+    const asked = app.model.requests.length;
     await Promise.all(Array.from({ length: 50 }, (_, k) => app.accept(chatId, `Question ${i + k}: what is interesting about the number ${i + k}?`)));
-    await app.drain([chatId], (i + 50) * 2);
+    await app.turnsDone(asked, 50, [chatId], (i + 50) * 2);
   }
   // The turns in the order the chat stored them, and the prompt the model received for each.
-  const stored = (await (await fetch(app.url(`/api/chats/${chatId}`))).json()) as { instructions: string; recentMessages: { role: string; content: string }[] };
+  const stored = (await (await fetch(app.url(`/api/chats/${chatId}`))).json()) as { instructions: string; recentMessages: { role: string; content: string; createdAt: string }[] };
   const promptFor = new Map(app.model.requests.slice(firstRequest).map((r: RecordedRequest) => [r.body.messages.at(-1)?.content, r.body.messages]));
   const tokens = (messages: readonly { content: string }[]) => messages.reduce((sum, m) => sum + countMessageTokens(m.content), REPLY_PRIMING_TOKENS);
   const userIndexes = stored.recentMessages.flatMap((m, i) => (m.role === 'user' ? [i] : []));
@@ -316,12 +248,9 @@ async function promptGrowthAndReads(app: Bench): Promise<void> {
   const sizes = sent.map(tokens);
   // The seed's extension sends the instructions and the whole history every turn.
   const fullHistory = (turn: number) => tokens([{ content: stored.instructions }, ...stored.recentMessages.slice(0, userIndexes[turn - 1]! + 1)]);
-  table(`prompt tokens per turn (one chat, ${turns} turns, CHAT_HISTORY_TOKEN_BUDGET=${BUDGET}, o200k tokenizer)`, ['turn', 'sent by this app', 'messages in prompt', 'full history (seed)'], [
-    ...[1, 10, 100, 500].map((k) => [k, sizes[k - 1]!, sent[k - 1]!.length, fullHistory(k)]),
-    ['largest ever sent', Math.max(...sizes), '', `budget ${BUDGET}`],
-  ]);
+  const prompts = [1, 10, 100, 500].map((k) => ({ turn: k, sent: sizes[k - 1]!, messages: sent[k - 1]!.length, full: fullHistory(k) }));
 
-  const samples = scale(200);
+  const samples = scale(100);
   const read = async (query: string) => {
     const times: number[] = [];
     let count = 0;
@@ -332,33 +261,109 @@ async function promptGrowthAndReads(app: Bench): Promise<void> {
     }
     return { ...summary(times), count };
   };
-  const all = await read('');
-  const messages = (await app.state(chatId)).recentMessages as { createdAt?: string }[];
+  const messages = stored.recentMessages;
   const tenFromEnd = messages[messages.length - 11]?.createdAt ?? new Date(0).toISOString();
-  const lastTen = await read(`?timestampUTC=${encodeURIComponent(tenFromEnd)}`);
-  const newest = await read(`?timestampUTC=${encodeURIComponent(new Date().toISOString())}`);
-  table(`GET /api/chats/{id} on a ${messages.length}-message chat (${samples} reads each)`, ['query', 'messages returned', 'p50', 'p99'], [
-    ['no timestampUTC', all.count, ms(all.p50), ms(all.p99)],
-    ['timestampUTC = the 11th newest message', lastTen.count, ms(lastTen.p50), ms(lastTen.p99)],
-    ['timestampUTC = now', newest.count, ms(newest.p50), ms(newest.p99)],
+  const reads = {
+    all: await read(''),
+    lastTen: await read(`?timestampUTC=${encodeURIComponent(tenFromEnd)}`),
+    none: await read(`?timestampUTC=${encodeURIComponent(new Date().toISOString())}`),
+  };
+  return { messages: messages.length, prompts, largest: Math.max(...sizes), reads, samples };
+}
+
+interface Figures {
+  runtime: Runtime;
+  ask: Awaited<ReturnType<typeof askOverhead>>;
+  turn: Awaited<ReturnType<typeof turnOverhead>>;
+  storage: Awaited<ReturnType<typeof storageCost>>;
+  scale: Awaited<ReturnType<typeof scaleAcrossChats>>;
+  growth: Awaited<ReturnType<typeof promptGrowthAndReads>>;
+  memoryMiB: { runtime: number; azurite: number };
+}
+
+async function measure(runtime: Runtime): Promise<Figures> {
+  console.error(`bench: ${runtime.description} ...`);
+  const app = await startApp(runtime);
+  try {
+    const ask = await askOverhead(app);
+    const turn = await turnOverhead(app);
+    const storage = await storageCost(app);
+    const scaleFigures = await scaleAcrossChats(app);
+    const growth = await promptGrowthAndReads(app);
+    const memoryMiB = { runtime: await peakMemoryMiB(app.t.host.pid), azurite: await peakMemoryMiB(app.t.azurite.pid) };
+    return { runtime, ask, turn, storage, scale: scaleFigures, growth, memoryMiB };
+  } finally {
+    await app.t.stop();
+  }
+}
+
+// ---------- the report: one column per runtime ----------
+
+function report(all: Figures[]): void {
+  const names = all.map((f) => f.runtime.name === 'local' ? 'local host' : 'Functions host');
+  const each = <T>(pick: (f: Figures) => T) => all.map(pick);
+  const a0 = all[0]!;
+
+  table(`ask overhead (zero-latency model; ${a0.ask.rounds} sequential calls each, direct and through the app interleaved; throughput with 32 concurrent clients)`, ['figure', ...names], [
+    ['direct openai client → model, p50', ...each((f) => ms(f.ask.direct.p50))],
+    ['client → app → model, p50', ...each((f) => ms(f.ask.app.p50))],
+    ['app overhead p50 / p99', ...each((f) => `${ms(f.ask.app.p50 - f.ask.direct.p50)} / ${ms(f.ask.app.p99 - f.ask.direct.p99)}`)],
+    ['ratio app / direct, p50', ...each((f) => (f.ask.app.p50 / f.ask.direct.p50).toFixed(2))],
+    ['req/s @32: direct / app', ...each((f) => `${f.ask.directRps.toFixed(0)} / ${f.ask.appRps.toFixed(0)}`)],
+  ]);
+
+  table(`chat turn overhead (model fixed at ${MODEL_LATENCY_MS} ms; time from POST to reply minus the model time; ${a0.turn.turns} turns each)`, ['figure', ...names], [
+    ['POST with wait (200 + reply): p50 / p99', ...each((f) => `${ms(f.turn.wait.p50)} / ${ms(f.turn.wait.p99)}`)],
+    ['POST ?wait=0 (202), then GET every 2 ms: p50 / p99', ...each((f) => `${ms(f.turn.poll.p50)} / ${ms(f.turn.poll.p99)}`)],
+  ]);
+
+  const perTurn = (f: Figures, n: number) => (n / f.storage.turns);
+  table(`storage per turn (10 chats, ${a0.storage.turns} turns posted at once; every request to Azurite counted by a proxy, the runtime's own queue polling included)`, ['figure', ...names], [
+    ['storage requests per turn', ...each((f) => perTurn(f, f.storage.used.requests).toFixed(2))],
+    ['  blob / queue / table', ...each((f) => (['blob', 'queue', 'table'] as const).map((s) => perTurn(f, f.storage.used.byService[s].requests).toFixed(2)).join(' / '))],
+    ['bytes written per turn', ...each((f) => perTurn(f, f.storage.used.bytesSent).toFixed(0))],
+    ['bytes read per turn', ...each((f) => perTurn(f, f.storage.used.bytesReceived).toFixed(0))],
+  ]);
+
+  const scaleRows = (kind: 'endToEnd' | 'processing') => [
+    ...a0.scale[kind].map((r, i) => [`${r.label}: turns/s (wall / ideal)`, ...each((f) => { const x = f.scale[kind][i]!; return `${x.rate.toFixed(1)} (${(x.wall / x.ideal).toFixed(2)}×)`; })]),
+    ['ratio 200 chats / 1 chat', ...each((f) => (f.scale[kind].at(-1)!.rate / f.scale[kind][0]!.rate).toFixed(1))],
+  ];
+  table(`scale across chats, end to end (model fixed at ${MODEL_LATENCY_MS} ms; all turns posted at once over 64 connections; ideal = one chat's turns back to back)`, ['run', ...names], scaleRows('endToEnd'));
+  table(`scale across chats, processing only (turns accepted first, then the ${MODEL_LATENCY_MS} ms model released)`, ['run', ...names], scaleRows('processing'));
+
+  table(`prompt tokens per turn (one chat, 500 turns, CHAT_HISTORY_TOKEN_BUDGET=${BUDGET}, o200k tokenizer)`, ['turn', ...names.map((n) => `sent (${n})`), 'messages in prompt', 'full history (seed)'], [
+    ...a0.growth.prompts.map((p, i) => [p.turn, ...each((f) => f.growth.prompts[i]!.sent), p.messages, p.full]),
+    ['largest ever sent', ...each((f) => f.growth.largest), '', `budget ${BUDGET}`],
+  ]);
+
+  table(`GET /api/chats/{id} on a ${a0.growth.messages}-message chat (${a0.growth.samples} reads each): p50 / p99`, ['query', 'messages returned', ...names], [
+    ['no timestampUTC', a0.growth.reads.all.count, ...each((f) => `${ms(f.growth.reads.all.p50)} / ${ms(f.growth.reads.all.p99)}`)],
+    ['timestampUTC = the 11th newest message', a0.growth.reads.lastTen.count, ...each((f) => `${ms(f.growth.reads.lastTen.p50)} / ${ms(f.growth.reads.lastTen.p99)}`)],
+    ['timestampUTC = now', a0.growth.reads.none.count, ...each((f) => `${ms(f.growth.reads.none.p50)} / ${ms(f.growth.reads.none.p99)}`)],
+  ]);
+
+  table('peak memory during the run (VmHWM)', ['process', ...names], [
+    ['the runtime (local host process; Functions host process, without its Node worker)', ...each((f) => `${f.memoryMiB.runtime.toFixed(0)} MiB`)],
+    ['Azurite (in memory)', ...each((f) => `${f.memoryMiB.azurite.toFixed(0)} MiB`)],
   ]);
 }
 
 async function main(): Promise<void> {
   console.log(`# npm run bench${quick ? ' --quick' : ''}`);
   console.log(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString()}`);
-  const [azurite, model] = await Promise.all([startAzurite(), startModelServer()]);
-  try {
-    const app = await startApp(azurite, model);
-    await askOverhead(app);
-    await turnOverhead(app);
-    await scaleAcrossChats(app, azurite);
-    await promptGrowthAndReads(app);
-    await app.host.stop();
-    await storageCost(azurite, model);
-  } finally {
-    await Promise.all([azurite.stop(), model.close()]);
+  const runtimes: Runtime[] = [localRuntime()];
+  const real = realHostSetup();
+  if (real.kind === 'unavailable') {
+    console.log(`\nThe Functions host is not measured: ${real.reason}.`);
+  } else {
+    stageRealHostPackage();
+    runtimes.push(realRuntime());
   }
+  console.log(`Runtimes, measured one after the other in this run: ${runtimes.map((r) => r.description).join('; ')}.`);
+  const figures: Figures[] = [];
+  for (const runtime of runtimes) figures.push(await measure(runtime));
+  report(figures);
 }
 
 main().catch((err: unknown) => {

@@ -8,6 +8,7 @@ import * as df from 'durable-functions';
 import type { ChatStore } from '../chat/service';
 import type { ChatState } from '../chat/state';
 import { ChatStoreUnavailableError } from '../errors';
+import { encodeOperationInput } from './operationInput';
 
 export type DurableClient = ReturnType<typeof df.getClient>;
 
@@ -65,7 +66,7 @@ export function durableChatStore(client: DurableClient, policy: RetryPolicy = DE
     },
     async signal(chatId, operation) {
       // A retried signal may arrive twice; every chat operation is idempotent (posts by message id).
-      const input = 'input' in operation ? operation.input : undefined;
+      const input = encodeOperationInput('input' in operation ? operation.input : undefined);
       await withRetries(`signalling '${operation.name}' to chat '${chatId}'`, () => client.signalEntity(chatEntityId(chatId), operation.name, input));
     },
   };

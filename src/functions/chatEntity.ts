@@ -9,6 +9,7 @@ import { createOrUpdate, postMessage, type ChatState } from '../chat/state';
 import { getConfig } from '../config';
 import { announceChatChange } from '../durable/changeHints';
 import { CHAT_ENTITY_NAME } from '../durable/chatEntityStore';
+import { decodeOperationInput } from '../durable/operationInput';
 import { getModelClient } from '../model';
 
 /** Operation inputs, validated again here because they cross a storage boundary. */
@@ -28,14 +29,14 @@ export async function chatEntity(context: EntityContext<ChatState>): Promise<voi
   };
   switch (operation) {
     case 'create': {
-      const input = chatOperations.create.parse(context.df.getInput());
+      const input = chatOperations.create.parse(decodeOperationInput(context.df.getInput()));
       save(createOrUpdate(state, input, new Date()));
       return;
     }
     case 'post': {
       // A post can race a delete; a deleted chat stays deleted.
       if (state === undefined) return;
-      const input = chatOperations.post.parse(context.df.getInput());
+      const input = chatOperations.post.parse(decodeOperationInput(context.df.getInput()));
       const { historyTokenBudget } = getConfig().chat;
       const result = await postMessage(state, input, (prompt) => getModelClient().complete({ messages: prompt }), {
         historyTokenBudget,

@@ -19,6 +19,8 @@ const CHATS = 10;
 const MESSAGES_PER_CHAT = 40;
 const KILLS = 9;
 const MODEL_LATENCY_MS = 30;
+/** Longest a chat may take to finish its turns after the last kill (see the wait at the end). */
+const RECOVERY_MS = 150_000;
 
 let t: TestApp;
 beforeAll(async () => {
@@ -36,6 +38,8 @@ interface ClientLog {
   serverErrors: number;
   /** Message ids in the order the client had them accepted (202 or 200). */
   accepted: string[];
+  /** The accepted ids whose reply the client had (200) before it posted the next one. */
+  answered: Set<string>;
   status200: number;
   status202: number;
 }
@@ -65,7 +69,10 @@ async function postUntilAccepted(chatId: string, messageId: string, text: string
       });
       const body = await response.text(); // a response cut off by the kill counts as a failed attempt
       if (response.status === 200 || response.status === 202) {
-        if (response.status === 200) log.status200++;
+        if (response.status === 200) {
+          log.status200++;
+          log.answered.add(messageId);
+        }
         else log.status202++;
         log.accepted.push(messageId);
         nextAcceptance.resolve();
@@ -89,7 +96,7 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load
     const response = await fetch(t.url(`/api/chats/${chatId}`), { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{}' });
     expect(response.status).toBe(201);
   }
-  const logs = new Map<string, ClientLog>(chatIds.map((id) => [id, { attempts: 0, connectionErrors: 0, serverErrors: 0, accepted: [], status200: 0, status202: 0 }]));
+  const logs = new Map<string, ClientLog>(chatIds.map((id) => [id, { attempts: 0, connectionErrors: 0, serverErrors: 0, accepted: [], answered: new Set(), status200: 0, status202: 0 }]));
   const textOf = (messageId: string) => `message ${messageId}`;
 
   let clientsDone = false;
@@ -116,6 +123,10 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load
   let killsInsideTurn = 0;
   let killsRightAfterAccept = 0;
   for (let k = 0; k < KILLS && !clientsDone; k++) {
+    // Each kill comes after the host (re)started has accepted a post, so the load makes progress
+    // however long the runtime takes to come up, then after a random pause.
+    nextAcceptance = acceptanceSignal();
+    await Promise.race([nextAcceptance.promise, clients]);
     await sleep(pauses[k] ?? 300);
     if (k % 3 === 1) {
       await Promise.race([t.model.waitForRequests(t.model.requests.length + 1, 10_000), clients]);
@@ -135,7 +146,9 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load
   expect(kills).toBeGreaterThanOrEqual(6);
 
   // Wait until each chat holds every accepted message with an answer; at the deadline, judge what is
-  // there (so a loss shows up as lost=N in the summary rather than as a timeout).
+  // there (so a loss shows up as lost=N in the summary rather than as a timeout). On the Functions
+  // host, messages a killed instance had taken from its queue come back after the queue's visibility
+  // timeout (host.json controlQueueVisibilityTimeout, 1 minute), so the deadline is longer than that.
   const states = new Map<string, ChatView>();
   for (const chatId of chatIds) {
     const accepted = (logs.get(chatId) as ClientLog).accepted;
@@ -148,7 +161,7 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load
         const storedIds = new Set(turns.map((turn) => turn.user.id));
         return accepted.every((id) => storedIds.has(id)) && turns.every((turn) => turn.answer !== undefined) ? true : undefined;
       },
-      30_000,
+      RECOVERY_MS,
     ).catch(() => undefined);
     states.set(chatId, last ?? { id: chatId, exists: false, instructions: '', totalMessages: 0, totalTokens: 0, recentMessages: [] });
   }
@@ -159,6 +172,7 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load
   let lost = 0;
   let unexpected = 0;
   let outOfOrder = 0;
+  let afterReplyOutOfOrder = 0;
   let replies = 0;
   let failedTurns = 0;
   let unanswered = 0;
@@ -172,8 +186,14 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load
     duplicates += userIds.length - storedOnce.size;
     lost += log.accepted.filter((id) => !storedOnce.has(id)).length;
     unexpected += userIds.filter((id) => !log.accepted.includes(id)).length;
-    // Sequential from the client's point of view, so the stored order must be the acceptance order.
+    // Sequential from the client's point of view, so the stored order should be the acceptance order.
     if (JSON.stringify([...storedOnce]) !== JSON.stringify(log.accepted)) outOfOrder++;
+    // A message posted after its predecessor's reply was seen must be stored after it, always.
+    const position = new Map([...storedOnce].map((id, index) => [id, index]));
+    log.accepted.forEach((id, i) => {
+      const previous = log.accepted[i - 1];
+      if (previous !== undefined && log.answered.has(previous) && (position.get(id) ?? -1) < (position.get(previous) ?? -1)) afterReplyOutOfOrder++;
+    });
     for (const { user, answer } of turnsOf(state)) {
       if (answer === undefined) unanswered++;
       else if (answer.status === 'failed') failedTurns++;
@@ -213,6 +233,7 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load
     lost,
     unexpected,
     chatsOutOfOrder: outOfOrder,
+    storedBeforeAnAnsweredPredecessor: afterReplyOutOfOrder,
     replies,
     failedTurns,
     unanswered,
@@ -220,14 +241,18 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load
     modelCallsBeyondOnePerTurn: t.model.requests.length - (replies + failedTurns),
     seconds: ((Date.now() - started) / 1000).toFixed(1),
   });
-  expect({ accepted, stored, duplicates, lost, unexpected, outOfOrder, unanswered }).toEqual({
+  // Posts sent before the previous reply was seen keep their order, except where the runtime hands a
+  // killed instance's in-flight message to another only after a timeout (README "Runtimes").
+  const keepsPipelinedOrder = t.runtime.durability.keepsPipelinedOrderAcrossCrashes;
+  expect({ accepted, stored, duplicates, lost, unexpected, afterReplyOutOfOrder, unanswered, ...(keepsPipelinedOrder ? { outOfOrder } : {}) }).toEqual({
     accepted: CHATS * MESSAGES_PER_CHAT,
     stored: CHATS * MESSAGES_PER_CHAT,
     duplicates: 0,
     lost: 0,
     unexpected: 0,
-    outOfOrder: 0,
+    afterReplyOutOfOrder: 0,
     unanswered: 0,
+    ...(keepsPipelinedOrder ? { outOfOrder: 0 } : {}),
   });
   expect(replies + failedTurns).toBe(CHATS * MESSAGES_PER_CHAT);
   // Clients see connection errors while the host is down, but never a 5xx from a live one.
@@ -236,9 +261,9 @@ it(`loses and duplicates nothing across ${KILLS} kill -9s of the host under load
   // mid-call and run again after the restart (at-least-once execution, exactly-once effect).
   expect(totals.connectionErrors).toBeGreaterThan(0);
   expect(t.model.requests.length).toBeGreaterThan(CHATS * MESSAGES_PER_CHAT);
-}, 180_000);
+}, 480_000);
 
-it('stores unusual but valid text exactly, and it survives a kill -9', async () => {
+it('stores unusual but valid text exactly, and it survives a kill -9', { timeout: RECOVERY_MS + 60_000 }, async () => {
   const texts = ['\ud800 lone high surrogate', 'lone low \udfff', 'NUL \u0000 inside', 'non-character \uffff', 'emoji 💬👩‍👩‍👧', 'right-to-left \u202e text', `long ${'x'.repeat(31_000)}`];
   expect((await fetch(t.url('/api/chats/odd-text'), { method: 'PUT', body: '{}' })).status).toBe(201);
   for (const [i, message] of texts.entries()) {
@@ -249,6 +274,6 @@ it('stores unusual but valid text exactly, and it survives a kill -9', async () 
   const state = await pollUntil('the odd-text chat to answer every message', async () => {
     const view = await readChat(t, 'odd-text');
     return view !== undefined && turnsOf(view).filter((turn) => turn.answer !== undefined).length === texts.length ? view : undefined;
-  });
+  }, RECOVERY_MS);
   expect(turnsOf(state).map((turn) => [turn.user.content, turn.answer?.content])).toEqual(texts.map((text) => [text, `re: ${text}`]));
 });

@@ -14,11 +14,14 @@
 import { startAzurite, type AzuriteHandle } from './azurite';
 import { startModelServer, type ModelServer } from './model-server';
 import { runtimeFromEnv, type Runtime, type RuntimeHandle } from './runtimes';
+import { startStorageMeter, type StorageMeter } from './storage-meter';
 
 export interface TestApp {
   runtime: Runtime;
   host: RuntimeHandle;
   azurite: AzuriteHandle;
+  /** Counts the runtime's storage traffic, when started with `meterStorage`. */
+  storage: StorageMeter | undefined;
   model: ModelServer;
   /** An absolute URL on the host for `path` (which may have a query), with the function key where keys are enforced. */
   url(path: string): string;
@@ -32,11 +35,19 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const runtime = runtimeFromEnv();
+export interface TestAppOptions {
+  /** Default: the runtime this test process drives (TEST_RUNTIME). */
+  runtime?: Runtime;
+  /** Route the runtime's storage traffic through a counting proxy (test/support/storage-meter.ts). */
+  meterStorage?: boolean;
+}
+
+export async function startTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
+  const runtime = options.runtime ?? runtimeFromEnv();
   const [azurite, model] = await Promise.all([startAzurite(), startModelServer()]);
+  const storage = options.meterStorage === true ? await startStorageMeter(azurite) : undefined;
   const hostEnv = {
-    AzureWebJobsStorage: azurite.connectionString,
+    AzureWebJobsStorage: storage?.connectionString ?? azurite.connectionString,
     OPENAI_BASE_URL: model.baseURL,
     OPENAI_API_KEY: 'test-key-not-secret',
     AZURE_OPENAI_ENDPOINT: '',
@@ -53,13 +64,14 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   try {
     host = await runtime.start(hostEnv);
   } catch (err) {
-    await Promise.all([azurite.stop(), model.close()]);
+    await Promise.all([storage?.close(), azurite.stop(), model.close()]);
     throw err;
   }
   const app: TestApp = {
     runtime,
     host,
     azurite,
+    storage,
     model,
     url: (path) => withKey(`${app.host.url}${path}`),
     withKey,
@@ -73,7 +85,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     async stop() {
       // The real host keeps retrying its storage if Azurite goes first, so the host stops first.
       await app.host.stop();
-      await Promise.all([azurite.stop(), model.close()]);
+      await Promise.all([storage?.close(), azurite.stop(), model.close()]);
     },
   };
   return app;

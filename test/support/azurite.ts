@@ -24,6 +24,7 @@ export interface AzuriteHandle {
   /** Account connection string with the blob, queue and table endpoints. */
   connectionString: string;
   tableEndpoint: string;
+  endpoints: { blob: string; queue: string; table: string };
   /** The table service's port. */
   port: number;
   /** Process id, for memory readings in benchmarks. */
@@ -115,6 +116,7 @@ async function startOnce(ports: { blob: number; queue: number; table: number }, 
     port: ports.table,
     pid: child.pid ?? 0,
     tableEndpoint,
+    endpoints: { blob: endpoint(ports.blob), queue: endpoint(ports.queue), table: tableEndpoint },
     connectionString:
       `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT_NAME};AccountKey=${AZURITE_ACCOUNT_KEY};` +
       `BlobEndpoint=${endpoint(ports.blob)};QueueEndpoint=${endpoint(ports.queue)};TableEndpoint=${tableEndpoint};`,

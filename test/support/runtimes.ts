@@ -42,10 +42,24 @@ export interface FrontEnd {
   /** Answers (a 413) while the client is still uploading an endless body; the Functions host answers only once the upload ends. */
   answersBeforeBodyEnds: boolean;
   /**
-   * Passes non-ASCII header bytes on to the app. The Functions host in HTTP stream mode cannot: its
-   * .NET proxy to the Node worker refuses to forward them, and the request is never answered.
+   * Passes header values with bytes outside printable ASCII (non-ASCII, control characters) on to the
+   * app. The Functions host in HTTP stream mode cannot: its .NET proxy to the Node worker refuses to
+   * forward them, and the request is never answered.
    */
-  forwardsNonAsciiHeaders: boolean;
+  forwardsRawHeaderBytes: boolean;
+  /** Refuses a malformed chunked body with a 4xx; the Functions host answers 500 (its proxy fails reading the body). */
+  refusesBadChunkingWith4xx: boolean;
+}
+
+/** How a runtime's durable storage behaves across a crash, where the two differ (README "Runtimes"). */
+export interface Durability {
+  /**
+   * Posts a client sends one after another without waiting for the replies are stored in that order
+   * even when an instance is killed while holding one. On the Functions host (Azure Storage backend)
+   * a message the killed instance had taken from its control queue is invisible until the queue's
+   * visibility timeout and then lands after the later ones.
+   */
+  keepsPipelinedOrderAcrossCrashes: boolean;
 }
 
 export interface Runtime {
@@ -59,6 +73,7 @@ export interface Runtime {
   /** The folder that the app runs from. */
   appRoot: string;
   frontEnd: FrontEnd;
+  durability: Durability;
   start(env: Record<string, string>): Promise<RuntimeHandle>;
 }
 
@@ -93,7 +108,8 @@ export function localRuntime(): Runtime {
     functionKey: undefined,
     masterKey: undefined,
     appRoot: REPO_ROOT,
-    frontEnd: { answersBeforeBodyEnds: true, forwardsNonAsciiHeaders: true },
+    frontEnd: { answersBeforeBodyEnds: true, forwardsRawHeaderBytes: true, refusesBadChunkingWith4xx: true },
+    durability: { keepsPipelinedOrderAcrossCrashes: true },
     async start(env) {
       const host = await startHost({ appRoot: REPO_ROOT, env });
       return { url: host.url, port: host.port, pid: host.pid, logs: host.logs, exited: host.exited, stop: host.stop, kill: host.kill };
@@ -116,7 +132,8 @@ export function realRuntime(): Runtime {
     functionKey,
     masterKey,
     appRoot: STAGED_APP,
-    frontEnd: { answersBeforeBodyEnds: false, forwardsNonAsciiHeaders: false },
+    frontEnd: { answersBeforeBodyEnds: false, forwardsRawHeaderBytes: false, refusesBadChunkingWith4xx: false },
+    durability: { keepsPipelinedOrderAcrossCrashes: false },
     async start(env) {
       const port = await freePort();
       const secrets = mkdtempSync(path.join(tmpdir(), 'realhost-secrets-'));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { REPO_ROOT } from './host';
 import { realHostSetup, STAGED_APP } from './runtimes';
 
-export default function setup(): void {
+export default function stageRealHostPackage(): void {
   const setup = realHostSetup();
   if (setup.kind === 'unavailable') throw new Error(`The real Functions host is not available: ${setup.reason}.`);
   const args = [path.join(REPO_ROOT, 'scripts', 'stage-package.mjs'), '--out', STAGED_APP, ...(setup.kind === 'host-build' ? ['--offline-extensions'] : [])];

@@ -11,6 +11,7 @@ import { durableChatStore, isTransientDurableFailure, type DurableClient } from 
 import { ChatNotFoundError, ChatStoreUnavailableError, ModelFailedError, ModelNotConfiguredError, ModelTimeoutError } from '../../src/errors';
 import { chatHandlers } from '../../src/functions/chats';
 import { handleErrors } from '../../src/http/respond';
+import { decodeOperationInput, encodeOperationInput } from '../../src/durable/operationInput';
 
 /** Chats in memory; signals are applied by `run()` (the entity's turn), as a queue would. */
 function memoryStore(model: TurnModel) {
@@ -189,5 +190,19 @@ describe('chat handlers', () => {
         body: { error: { code: 'store_unavailable' } },
       });
     }
+  });
+});
+
+describe('operation inputs', () => {
+  it('carry U+FFFE and U+FFFF (which queue messages cannot) as escaped JSON, restored exactly', () => {
+    const input = { messageId: 'm', message: 'a\uffffb\ufffec \\uffff \u0000 \ud800 💬' };
+    const encoded = encodeOperationInput(input);
+    expect(JSON.stringify(encoded)).not.toMatch(/[\ufffe\uffff]/);
+    expect(decodeOperationInput(JSON.parse(JSON.stringify(encoded)))).toEqual(input);
+    // Everything else travels as it is.
+    const plain = { messageId: 'm', message: 'hello \u0000 \ud800' };
+    expect(encodeOperationInput(plain)).toBe(plain);
+    expect(decodeOperationInput(plain)).toBe(plain);
+    expect(encodeOperationInput(undefined)).toBeUndefined();
   });
 });
