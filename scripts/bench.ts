@@ -10,9 +10,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import OpenAI from 'openai';
 import { countMessageTokens, REPLY_PRIMING_TOKENS } from '../src/chat/tokens';
 import { startTestApp, type TestApp } from '../test/support/app';
+import { REPO_ROOT } from '../test/support/host';
 import { lastUserContent, type ModelServer, type RecordedRequest } from '../test/support/model-server';
 import { localRuntime, realHostSetup, realRuntime, type Runtime } from '../test/support/runtimes';
 import stageRealHostPackage from '../test/support/stage-real-host';
@@ -357,8 +359,9 @@ async function main(): Promise<void> {
   if (real.kind === 'unavailable') {
     console.log(`\nThe Functions host is not measured: ${real.reason}.`);
   } else {
-    stageRealHostPackage();
-    runtimes.push(realRuntime());
+    const appRoot = path.join(REPO_ROOT, '.realhost', 'bench-app');
+    stageRealHostPackage(appRoot);
+    runtimes.push(realRuntime(appRoot));
   }
   console.log(`Runtimes, measured one after the other in this run: ${runtimes.map((r) => r.description).join('; ')}.`);
   const figures: Figures[] = [];

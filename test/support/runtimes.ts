@@ -47,8 +47,11 @@ export interface FrontEnd {
    * forward them, and the request is never answered.
    */
   forwardsRawHeaderBytes: boolean;
-  /** Refuses a malformed chunked body with a 4xx; the Functions host answers 500 (its proxy fails reading the body). */
-  refusesBadChunkingWith4xx: boolean;
+  /**
+   * Refuses a malformed chunked body with a 4xx. The Functions host answers 500 (its proxy to the
+   * worker fails reading the body) or, for some (a chunk size with an extension, `5;ext`), never.
+   */
+  refusesMalformedChunking: boolean;
 }
 
 /** How a runtime's durable storage behaves across a crash, where the two differ (README "Runtimes"). */
@@ -108,7 +111,7 @@ export function localRuntime(): Runtime {
     functionKey: undefined,
     masterKey: undefined,
     appRoot: REPO_ROOT,
-    frontEnd: { answersBeforeBodyEnds: true, forwardsRawHeaderBytes: true, refusesBadChunkingWith4xx: true },
+    frontEnd: { answersBeforeBodyEnds: true, forwardsRawHeaderBytes: true, refusesMalformedChunking: true },
     durability: { keepsPipelinedOrderAcrossCrashes: true },
     async start(env) {
       const host = await startHost({ appRoot: REPO_ROOT, env });
@@ -121,7 +124,7 @@ export function localRuntime(): Runtime {
  * The real host. Each start gets its own port and secrets folder; the keys are ours, written before
  * the start as the host's file-based secret storage expects, so the suites know them up front.
  */
-export function realRuntime(): Runtime {
+export function realRuntime(appRoot: string = STAGED_APP): Runtime {
   const setup = realHostSetup();
   if (setup.kind === 'unavailable') throw new Error(`The real Functions host is not available: ${setup.reason}.`);
   const masterKey = randomBytes(30).toString('base64url');
@@ -131,8 +134,8 @@ export function realRuntime(): Runtime {
     description: setup.kind === 'func' ? `Functions host (func start, ${setup.func})` : `Functions host (${path.relative(REPO_ROOT, setup.hostDir) || setup.hostDir})`,
     functionKey,
     masterKey,
-    appRoot: STAGED_APP,
-    frontEnd: { answersBeforeBodyEnds: false, forwardsRawHeaderBytes: false, refusesBadChunkingWith4xx: false },
+    appRoot,
+    frontEnd: { answersBeforeBodyEnds: false, forwardsRawHeaderBytes: false, refusesMalformedChunking: false },
     durability: { keepsPipelinedOrderAcrossCrashes: false },
     async start(env) {
       const port = await freePort();
@@ -141,7 +144,7 @@ export function realRuntime(): Runtime {
       const hostEnv: NodeJS.ProcessEnv = {
         ...process.env,
         ...env,
-        AzureWebJobsScriptRoot: STAGED_APP,
+        AzureWebJobsScriptRoot: appRoot,
         FUNCTIONS_WORKER_RUNTIME: 'node',
         AZURE_FUNCTIONS_ENVIRONMENT: 'Development',
         ASPNETCORE_URLS: `http://127.0.0.1:${port}`,
@@ -159,7 +162,7 @@ export function realRuntime(): Runtime {
       delete hostEnv.CONTAINER_NAME;
       const child =
         setup.kind === 'func'
-          ? spawn(setup.func, ['start', '--port', String(port)], { cwd: STAGED_APP, env: hostEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+          ? spawn(setup.func, ['start', '--port', String(port)], { cwd: appRoot, env: hostEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
           : spawn('dotnet', [WEBHOST_DLL], { cwd: setup.hostDir, env: hostEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       const handle = superviseProcessGroup(child, `http://127.0.0.1:${port}`, port, () => rmSync(secrets, { recursive: true, force: true }));
       try {

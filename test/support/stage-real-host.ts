@@ -8,9 +8,10 @@ import path from 'node:path';
 import { REPO_ROOT } from './host';
 import { realHostSetup, STAGED_APP } from './runtimes';
 
-export default function stageRealHostPackage(): void {
+/** Stages into `out` (default the suites' folder; the bench uses its own, so a bench beside a test run cannot swap the app under it). */
+export default function stageRealHostPackage(out: string = STAGED_APP): void {
   const setup = realHostSetup();
   if (setup.kind === 'unavailable') throw new Error(`The real Functions host is not available: ${setup.reason}.`);
-  const args = [path.join(REPO_ROOT, 'scripts', 'stage-package.mjs'), '--out', STAGED_APP, ...(setup.kind === 'host-build' ? ['--offline-extensions'] : [])];
+  const args = [path.join(REPO_ROOT, 'scripts', 'stage-package.mjs'), '--out', out, ...(setup.kind === 'host-build' ? ['--offline-extensions'] : [])];
   execFileSync(process.execPath, args, { cwd: REPO_ROOT, stdio: 'inherit' });
 }
