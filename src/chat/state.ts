@@ -11,7 +11,8 @@ import { selectHistoryWindow } from './window';
 
 export interface ChatMessage {
   id: string;
-  role: 'user' | 'assistant';
+  /** `system`: instructions a client set (at create, or where they changed); never sent as history. */
+  role: 'system' | 'user' | 'assistant';
   content: string;
   /** ISO-8601 UTC with milliseconds; strictly increasing within a chat. */
   createdAt: string;
@@ -50,14 +51,27 @@ export interface PostInput {
   message: string;
 }
 
-/** Creates a chat, or updates its instructions keeping its history (re-creating never wipes a chat). */
+/**
+ * Creates a chat, or updates its instructions keeping its history (re-creating never wipes a chat).
+ * Instructions a client gives become a `system` message in the history, as in the Functions OpenAI
+ * extension: at the head when given at create, appended where they change. Without instructions the
+ * chat uses the default ones and has no system message.
+ */
 export function createOrUpdate(state: ChatState | undefined, input: CreateInput, now: Date): ChatState {
   const at = now.toISOString();
   if (state === undefined) {
-    return { instructions: input.instructions ?? DEFAULT_INSTRUCTIONS, createdAt: at, lastUpdatedAt: at, totalTokens: 0, messages: [] };
+    const messages = input.instructions === undefined ? [] : [systemMessage(1, input.instructions, at)];
+    return { instructions: input.instructions ?? DEFAULT_INSTRUCTIONS, createdAt: at, lastUpdatedAt: at, totalTokens: 0, messages };
   }
   if (input.instructions === undefined || input.instructions === state.instructions) return state;
-  return { ...state, instructions: input.instructions, lastUpdatedAt: latest(state, now) };
+  const changedAt = latest(state, now);
+  const count = state.messages.filter((m) => m.role === 'system').length;
+  return { ...state, instructions: input.instructions, lastUpdatedAt: changedAt, messages: [...state.messages, systemMessage(count + 1, input.instructions, changedAt)] };
+}
+
+/** System message ids are `s-0001`, `s-0002`, ... (client-chosen message ids may not take that form). */
+function systemMessage(ordinal: number, instructions: string, createdAt: string): ChatMessage {
+  return { id: `s-${String(ordinal).padStart(4, '0')}`, role: 'system', content: instructions, createdAt, tokens: countMessageTokens(instructions) };
 }
 
 function hasMessage(state: ChatState, messageId: string): boolean {
@@ -111,9 +125,12 @@ export async function postMessage(
   };
 }
 
-/** The prompt of a turn: the instructions, then the newest messages (failed turns left out) within the budget. */
+/**
+ * The prompt of a turn: the current instructions, then the newest messages within the budget —
+ * failed turns and earlier instructions (system messages) left out.
+ */
 export function buildPrompt(state: ChatState, historyTokenBudget: number): PromptMessage[] {
-  const usable = state.messages.filter((m) => m.status !== 'failed');
+  const usable = state.messages.filter((m) => m.status !== 'failed' && m.role !== 'system');
   const window = selectHistoryWindow(usable, countMessageTokens(state.instructions), historyTokenBudget);
   return [{ role: 'system', content: state.instructions }, ...window.map((m) => ({ role: m.role, content: m.content }))];
 }

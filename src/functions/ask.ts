@@ -1,4 +1,4 @@
-/** POST /api/ask {"prompt"}: one completion, answered as text/plain, or as SSE for `Accept: text/event-stream`. */
+/** POST /api/ask {"prompt"} (or ?prompt=): one completion, answered as text/plain, or as SSE for `Accept: text/event-stream`. */
 import { app } from '@azure/functions';
 import { z } from 'zod';
 import { getConfig } from '../config';
@@ -10,6 +10,8 @@ import { getModelClient, type ModelClient } from '../model';
 const readAskBody = jsonBodyReader(
   () => getConfig().limits,
   (limits) => z.object({ prompt: textField('prompt', limits.maxMessageChars) }),
+  // The seed's binding is prompt="{prompt}": the body's field, or ?prompt=.
+  { fromQuery: ['prompt'] },
 );
 
 export function askHandler(getModel: () => ModelClient = getModelClient) {

@@ -17,10 +17,11 @@ import { handleErrors, jsonResponse, textResponse } from '../http/respond';
 import { getModelClient } from '../model';
 
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
-// Reply ids are the message id + '.reply' (chat/state.ts), so client-chosen ids may not end that way:
-// a message keyed 'x.reply' would share its id with the reply to 'x'.
-const MESSAGE_ID = /^(?!.*\.reply$)[A-Za-z0-9._:-]{1,128}$/;
-const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : - and not end in ".reply"';
+// Reply ids are the message id + '.reply' and system messages are 's-<digits>' (chat/state.ts), so
+// client-chosen ids may not take those forms: a message keyed 'x.reply' would share its id with the
+// reply to 'x'.
+const MESSAGE_ID = /^(?!.*\.reply$)(?!s-\d+$)[A-Za-z0-9._:-]{1,128}$/;
+const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : -, not end in ".reply" and not be of the form "s-<digits>"';
 
 /** The chat service for one invocation, over that invocation's durable client. */
 export type ChatServiceFactory = (context: InvocationContext) => ChatService;
@@ -51,6 +52,8 @@ const readPostBody = jsonBodyReader(
       message: textField('message', limits.maxMessageChars),
       messageId: z.string().regex(MESSAGE_ID, MESSAGE_ID_RULE).optional(),
     }),
+  // The seed's binding is user_message="{message}": the body's field, or ?message=.
+  { fromQuery: ['message'] },
 );
 
 function parseWaitSeconds(request: HttpRequest, defaultSeconds: number): number {

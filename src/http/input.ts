@@ -14,8 +14,10 @@ export interface InputLimits {
 /**
  * Reads the body as a JSON object and validates it with `schema`. An empty body counts as `{}` so
  * that optional-only bodies (PUT /chats) may be omitted. String fields over their `.max()` are 413.
+ * Fields named in `fromQuery` may come from the query string instead, as Functions binding
+ * expressions (`{message}`) resolve from the body or the query; the body wins when both have one.
  */
-export async function readJsonBody<T>(request: HttpRequest, schema: z.ZodType<T>, limits: InputLimits): Promise<T> {
+export async function readJsonBody<T>(request: HttpRequest, schema: z.ZodType<T>, limits: InputLimits, fromQuery: readonly string[] = []): Promise<T> {
   const declared = Number(request.headers.get('content-length') ?? '0');
   if (Number.isFinite(declared) && declared > limits.maxBodyBytes) throw bodyTooLarge(limits);
   const bytes = await readBodyBytes(request, limits);
@@ -37,7 +39,12 @@ export async function readJsonBody<T>(request: HttpRequest, schema: z.ZodType<T>
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new BadRequestError('invalid_json', 'The request body must be a JSON object.');
   }
-  const parsed = schema.safeParse(value);
+  const fields: Record<string, unknown> = { ...value };
+  for (const name of fromQuery) {
+    const fromUrl = request.query.get(name);
+    if (fields[name] === undefined && fromUrl !== null) fields[name] = fromUrl;
+  }
+  const parsed = schema.safeParse(fields);
   if (parsed.success) return parsed.data;
   const tooBig = parsed.error.issues.find((issue) => issue.code === 'too_big');
   if (tooBig !== undefined) throw new PayloadTooLargeError(describeIssue(tooBig));
@@ -48,14 +55,18 @@ export async function readJsonBody<T>(request: HttpRequest, schema: z.ZodType<T>
  * A body reader for one schema, built on first use from the limits (which come from the config,
  * read once), so requests do not rebuild schemas.
  */
-export function jsonBodyReader<T>(getLimits: () => InputLimits, build: (limits: InputLimits) => z.ZodType<T>): (request: HttpRequest) => Promise<T> {
+export function jsonBodyReader<T>(
+  getLimits: () => InputLimits,
+  build: (limits: InputLimits) => z.ZodType<T>,
+  options: { fromQuery?: readonly string[] } = {},
+): (request: HttpRequest) => Promise<T> {
   let built: { limits: InputLimits; schema: z.ZodType<T> } | undefined;
   return (request) => {
     if (built === undefined) {
       const limits = getLimits();
       built = { limits, schema: build(limits) };
     }
-    return readJsonBody(request, built.schema, built.limits);
+    return readJsonBody(request, built.schema, built.limits, options.fromQuery);
   };
 }
 
@@ -115,13 +126,19 @@ export function parseChatId(raw: string | undefined): string {
 // ISO-8601 date-time; seconds, fraction and zone optional. No zone means UTC (the seed's test.http omits it).
 const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$/;
 
-/** Parses `timestampUTC`; returns epoch milliseconds. */
+/**
+ * Parses `timestampUTC` as .NET and JS clients send it: ISO-8601 with up to 9 fractional digits
+ * (.NET's round-trip format has 7), `Z`, an offset, or no zone (= UTC). Returns epoch milliseconds.
+ */
 export function parseTimestampUTC(raw: string): number {
-  const match = ISO_DATE_TIME.exec(raw.trim());
+  // An offset's '+' sent without percent-encoding arrives as a space (query strings decode '+' so).
+  const text = raw.trim().replace(/ (\d{2}:?\d{2})$/, '+$1');
+  const match = ISO_DATE_TIME.exec(text);
   if (match === null) {
     throw new BadRequestError('invalid_timestamp', 'timestampUTC must be an ISO-8601 date-time such as 2026-01-15T22:00:00Z.');
   }
-  const normalised = match[8] === undefined ? `${raw.trim()}Z` : raw.trim();
+  // Digits past the millisecond (.NET sends 7) are dropped: stored times have milliseconds only.
+  const normalised = match[8] === undefined ? `${text}Z` : text;
   const ms = Date.parse(normalised);
   const [month, day, hour, minute, second] = [match[2], match[3], match[4], match[5], match[6] ?? '0'].map(Number) as [number, number, number, number, number];
   if (Number.isNaN(ms) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {

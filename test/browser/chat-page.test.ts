@@ -15,6 +15,8 @@ import { contentSecurityPolicy } from '../../src/functions/ui';
 import { launchChromium, waitForText, waitForTexts, type PageGlobals } from './chromium';
 
 const MESSAGES = '#messages .message .text';
+/** The history's system entry for the instructions a chat was created with (the page's default ones unless set). */
+const instructionsEntry = (text = 'You are a helpful assistant.') => `Instructions: ${text}`;
 const SCREENSHOT = path.join(REPO_ROOT, 'test-results', 'chat-page.png');
 const echo = (request: RecordedRequest) => `echo: ${lastUserContent(request)}`;
 
@@ -90,13 +92,13 @@ describe('chat page', () => {
     await page.fill('#message', 'Hello!');
     await page.press('#message', 'Enter');
     // Shown at once, with a pending bubble, long before the reply exists.
-    await waitForTexts(page, MESSAGES, ['Hello!', 'Thinking…']);
+    await waitForTexts(page, MESSAGES, [instructionsEntry('You are a concise assistant.'), 'Hello!', 'Thinking…']);
     expect(await page.inputValue('#message')).toBe('');
 
     // The second message goes while the first is still pending; the chat answers them in order.
     await page.fill('#message', 'What is a durable entity?');
     await page.click('#send');
-    const conversation = ['Hello!', replies['Hello!']!, 'What is a durable entity?', replies['What is a durable entity?']!];
+    const conversation = [instructionsEntry('You are a concise assistant.'), 'Hello!', replies['Hello!']!, 'What is a durable entity?', replies['What is a durable entity?']!];
     await waitForTexts(page, MESSAGES, conversation);
     // From here on nothing is pending: watch for any further read of the chat while the ask runs.
     const nextPoll = requestWithin((r) => r.method() === 'GET' && r.url().includes('/api/chats/'), 1_500);
@@ -117,7 +119,7 @@ describe('chat page', () => {
     // The address now names the chat: a reload reopens it with its history and its instructions.
     expect(new URL(page.url()).hash).toBe('#chat=browser-two-messages');
     await page.reload();
-    await waitForText(page, '#status', 'Reopened chat browser-two-messages: 4 messages.');
+    await waitForText(page, '#status', 'Reopened chat browser-two-messages: 5 messages.');
     await waitForTexts(page, MESSAGES, conversation);
     expect(await page.inputValue('#instructions')).toBe('You are a concise assistant.');
 
@@ -125,8 +127,10 @@ describe('chat page', () => {
     await page.fill('#instructions', 'Answer in French.');
     await page.click('#save-instructions');
     await waitForText(page, '#status', /^Instructions saved/);
+    // The change is in the history where it happened, as a system entry.
+    await waitForTexts(page, MESSAGES, [...conversation, instructionsEntry('Answer in French.')]);
     const state = (await (await fetch(t.url('/api/chats/browser-two-messages'))).json()) as { instructions: string; totalMessages: number };
-    expect(state).toMatchObject({ instructions: 'Answer in French.', totalMessages: 4 });
+    expect(state).toMatchObject({ instructions: 'Answer in French.', totalMessages: 6 });
   });
 
   it('shows a failed turn as failed, and Retry sends the message again', async () => {
@@ -135,13 +139,13 @@ describe('chat page', () => {
     await openChat('browser-failed-turn');
     await page.fill('#message', 'Will this work?');
     await page.press('#message', 'Enter');
-    await waitForTexts(page, MESSAGES, ['Will this work?', /^Failed: .+/]);
+    await waitForTexts(page, MESSAGES, [instructionsEntry(), 'Will this work?', /^Failed: .+/]);
     expect(await page.getAttribute('#messages .message.assistant', 'class')).toContain('failed');
 
     t.model.setDefault({ reply: echo });
     await page.getByRole('button', { name: 'Retry' }).click();
     // The failed turn stays in the history; the retry is a new turn after it.
-    await waitForTexts(page, MESSAGES, ['Will this work?', /^Failed: .+/, 'Will this work?', 'echo: Will this work?']);
+    await waitForTexts(page, MESSAGES, [instructionsEntry(), 'Will this work?', /^Failed: .+/, 'Will this work?', 'echo: Will this work?']);
     expect(await page.getByRole('button', { name: 'Retry' }).count()).toBe(0);
     expect(await page.getAttribute('#status', 'class')).not.toContain('error');
   });
@@ -179,7 +183,7 @@ describe('chat page', () => {
     await openChat('browser-markup');
     await page.fill('#message', 'Show me some HTML');
     await page.press('#message', 'Enter');
-    await waitForTexts(page, MESSAGES, ['Show me some HTML', payload]);
+    await waitForTexts(page, MESSAGES, [instructionsEntry(), 'Show me some HTML', payload]);
 
     t.model.enqueue({ stream: ['<img src=x onerror="window.__pwned=1">', ' and <script>window.__pwned=2', '</script>'] });
     await page.fill('#prompt', 'And streamed?');
@@ -246,7 +250,8 @@ describe('chat page', () => {
     await page.press('#message', 'Enter');
     await waitForText(page, '#status', /^Not sent \(404 .+\)\.$/);
     expect(await page.inputValue('#message')).toBe('Anyone there?');
-    expect(await page.locator('#messages .message').count()).toBe(0);
+    // Only the instructions entry: the message was not added to the history.
+    expect(await page.locator('#messages .message').count()).toBe(1);
   });
 });
 

@@ -61,9 +61,10 @@ describe('chats', () => {
 
     const { status, body } = await get('seed-flow', '?timestampUTC=2024-01-15T22:00:00');
     expect(status).toBe(200);
-    expect(body).toMatchObject({ id: 'seed-flow', exists: true, instructions: 'You are a helpful chatbot.', totalMessages: 4 });
+    // The instructions given at create are the first message, a system one (as in the seed's extension).
+    expect(body).toMatchObject({ id: 'seed-flow', exists: true, instructions: 'You are a helpful chatbot.', totalMessages: 5 });
     expect(body.totalTokens).toBeGreaterThan(0);
-    expect(body.recentMessages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
+    expect(body.recentMessages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user', 'assistant']);
     for (const m of body.recentMessages) expect(m.createdAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
   });
 
@@ -196,7 +197,12 @@ describe('chats', () => {
     expect((await put('reinstruct', { instructions: 'second' })).status).toBe(201);
     const { body } = await get('reinstruct');
     expect(body.instructions).toBe('second');
-    expect(body.totalMessages).toBe(2);
+    expect(body.recentMessages.map((m) => [m.role, m.content])).toEqual([
+      ['system', 'first'],
+      ['user', 'keep me'],
+      ['assistant', 're: keep me'],
+      ['system', 'second'],
+    ]);
   });
 
   it('deletes a chat: 204, then 404 for GET, POST and DELETE', async () => {
@@ -229,8 +235,8 @@ describe('chats', () => {
     for (let i = 0; i < texts.length; i += 50) {
       await Promise.all(texts.slice(i, i + 50).map((m, k) => post('long-chat', m, '?wait=0', { 'Idempotency-Key': `lc-${i + k}` })));
     }
-    const state = await until('long-chat', (s) => s.totalMessages >= 1000, 120_000);
-    expect(state.totalMessages).toBe(1000);
+    const state = await until('long-chat', (s) => s.totalMessages >= 1001, 120_000);
+    expect(state.totalMessages).toBe(1001); // the instructions, then 500 turns
     const prompts = requestsFor('long-chat message').map((r) => r.body.messages);
     expect(prompts).toHaveLength(500);
     const sizes = prompts.map((p) => p.reduce((sum, m) => sum + countMessageTokens(m.content), REPLY_PRIMING_TOKENS));

@@ -50,7 +50,7 @@ describe('chat entity through the SDK handler', () => {
     ]);
     expect(result.results.map((r) => r.isError)).toEqual([false, false, false]);
     const state = parse(result);
-    expect(state.messages.map((m) => m.content)).toEqual(['one', 're: one', 'two', 're: two']);
+    expect(state.messages.map((m) => m.content)).toEqual(['Be brief.', 'one', 're: one', 'two', 're: two']);
     expect(model.requests.at(-1)?.body.messages.map((m) => m.content)).toEqual(['Be brief.', 'one', 're: one', 'two']);
   });
 

@@ -64,7 +64,8 @@ describe('ChatService', () => {
     const service = serviceOver(memory);
     expect(await service.create('c', { instructions: 'Be brief.' })).toBe('created');
     expect(await service.post('c', 'hello', 'k1', 5_000)).toEqual({ status: 'replied', messageId: 'k1', reply: 're: hello' });
-    expect((await service.view('c', undefined)).totalMessages).toBe(2);
+    // The instructions (a system message), the message and its reply.
+    expect((await service.view('c', undefined)).totalMessages).toBe(3);
   });
 
   it('answers pending without waiting when the wait is 0, with a generated id and a time before the signal', async () => {

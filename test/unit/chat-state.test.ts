@@ -33,13 +33,53 @@ describe('createOrUpdate', () => {
     });
   });
 
-  it('updates instructions keeping the history (re-creating never wipes a chat)', async () => {
+  it('puts instructions given at create at the head of the history as a system message', () => {
+    const created = createOrUpdate(undefined, { instructions: 'Be brief.' }, t0);
+    expect(created.messages).toEqual([{ id: 's-0001', role: 'system', content: 'Be brief.', createdAt: t0.toISOString(), tokens: countMessageTokens('Be brief.') }]);
+    expect(created.instructions).toBe('Be brief.');
+  });
+
+  it('updates instructions keeping the history, and appends the change as a system message (re-creating never wipes a chat)', async () => {
     const { state } = await chatWith(['hi']);
     const updated = createOrUpdate(state, { instructions: 'Be verbose.' }, new Date('2026-01-15T23:00:00Z'));
     expect(updated.instructions).toBe('Be verbose.');
-    expect(updated.messages).toEqual(state.messages);
+    expect(updated.messages.slice(0, -1)).toEqual(state.messages);
+    expect(updated.messages.at(-1)).toMatchObject({ id: 's-0002', role: 'system', content: 'Be verbose.', createdAt: '2026-01-15T23:00:00.000Z' });
+    expect(updated.lastUpdatedAt).toBe('2026-01-15T23:00:00.000Z');
     expect(updated.createdAt).toBe(state.createdAt);
+    // The same instructions again, or none, change nothing.
     expect(createOrUpdate(state, {}, t0)).toBe(state);
+    expect(createOrUpdate(updated, { instructions: 'Be verbose.' }, t0)).toBe(updated);
+  });
+
+  it('keeps a chat stored before instructions were history working: no system message for its old instructions, a change appends s-0001', () => {
+    const stored: ChatState = {
+      instructions: 'Old instructions.',
+      createdAt: t0.toISOString(),
+      lastUpdatedAt: '2026-01-15T22:00:02.000Z',
+      totalTokens: 7,
+      messages: [
+        { id: 'a', role: 'user', content: 'hi', createdAt: '2026-01-15T22:00:01.000Z', tokens: 5 },
+        { id: 'a.reply', role: 'assistant', content: 'hello', replyTo: 'a', createdAt: '2026-01-15T22:00:02.000Z', tokens: 5 },
+      ],
+    };
+    expect(buildPrompt(stored, 4000).map((m) => m.content)).toEqual(['Old instructions.', 'hi', 'hello']);
+    const changed = createOrUpdate(stored, { instructions: 'New.' }, new Date('2026-01-15T22:00:01.500Z'));
+    expect(changed.messages.map((m) => [m.id, m.role])).toEqual([['a', 'user'], ['a.reply', 'assistant'], ['s-0001', 'system']]);
+    // Stamped after the newest message, so timestampUTC polling sees it.
+    expect(changed.messages.at(-1)?.createdAt).toBe('2026-01-15T22:00:02.001Z');
+  });
+
+  it('sends only the current instructions to the model, never earlier ones from the history', async () => {
+    const { state } = await chatWith(['one']);
+    const changed = createOrUpdate(state, { instructions: 'Answer in French.' }, new Date('2026-01-16T00:00:00Z'));
+    const { prompt } = await postMessage(changed, { messageId: 'm9', message: 'two' }, echo, { historyTokenBudget: 4000, now: clock(new Date('2026-01-16T01:00:00Z')) });
+    expect(prompt?.map((m) => [m.role, m.content])).toEqual([
+      ['system', 'Answer in French.'],
+      ['user', 'one'],
+      ['assistant', 're: one'],
+      ['user', 'two'],
+    ]);
   });
 });
 
@@ -47,14 +87,16 @@ describe('postMessage', () => {
   it('appends the user message and the reply, with usage and ordered timestamps', async () => {
     const { state } = await chatWith(['Hello']);
     expect(state.messages.map((m) => [m.id, m.role, m.content])).toEqual([
+      ['s-0001', 'system', 'Be brief.'],
       ['m0', 'user', 'Hello'],
       ['m0.reply', 'assistant', 're: Hello'],
     ]);
     expect(state.totalTokens).toBe(10);
-    expect(state.messages[1]?.replyTo).toBe('m0');
+    expect(state.messages[2]?.replyTo).toBe('m0');
+    expect(Date.parse(state.messages[2]!.createdAt)).toBeGreaterThan(Date.parse(state.messages[1]!.createdAt));
     expect(Date.parse(state.messages[1]!.createdAt)).toBeGreaterThan(Date.parse(state.messages[0]!.createdAt));
-    expect(state.lastUpdatedAt).toBe(state.messages[1]?.createdAt);
-    expect(state.messages[0]?.tokens).toBe(countMessageTokens('Hello'));
+    expect(state.lastUpdatedAt).toBe(state.messages[2]?.createdAt);
+    expect(state.messages[1]?.tokens).toBe(countMessageTokens('Hello'));
   });
 
   it('sends the instructions and the earlier turns in the prompt', async () => {
@@ -87,8 +129,8 @@ describe('postMessage', () => {
       return { text: `ok ${prompt.length}`, totalTokens: 5 };
     };
     let { state } = await chatWith(['first'], { model: flaky });
-    expect(state.messages[1]).toMatchObject({ role: 'assistant', status: 'failed', errorCode: 'model_timeout', replyTo: 'm0', content: '' });
-    expect(state.messages[1]?.error).toContain('did not answer in time');
+    expect(state.messages[2]).toMatchObject({ role: 'assistant', status: 'failed', errorCode: 'model_timeout', replyTo: 'm0', content: '' });
+    expect(state.messages[2]?.error).toContain('did not answer in time');
     expect(state.totalTokens).toBe(0);
     fail = false;
     const next = await postMessage(state, { messageId: 'm1', message: 'second' }, flaky, { historyTokenBudget: 4000, now: clock(new Date('2026-01-16T00:00:00Z')) });

@@ -42,6 +42,22 @@ describe('readJsonBody', () => {
     expect((err as BadRequestError).code).toBe(code);
   });
 
+  it('takes a binding field from the query string when the body has none, as Functions binding expressions do; the body wins', async () => {
+    const at = (query: string, body: string | undefined) =>
+      new HttpRequest({ url: `http://localhost/api/x${query}`, method: 'POST', body: body === undefined ? undefined : { string: body } });
+    const read = (request: HttpRequest) => readJsonBody(request, schema, limits, ['message']);
+    expect(await read(at('?message=Who%20won', undefined))).toEqual({ message: 'Who won' }); // no body
+    expect(await read(at('?message=hi', ''))).toEqual({ message: 'hi' }); // an empty body
+    expect(await read(at('?message=hi', '{"other":1}'))).toEqual({ message: 'hi' }); // a body without the field
+    expect(await read(at('?message=from-query', '{"message":"from-body"}'))).toEqual({ message: 'from-body' });
+    // Neither: the usual error. Over the limit in the query: 413, as in the body. A bad body is still refused.
+    expect(((await failure(read(at('', undefined)))) as BadRequestError).code).toBe('invalid_field');
+    expect(await failure(read(at(`?message=${'x'.repeat(limits.maxMessageChars + 1)}`, undefined)))).toBeInstanceOf(PayloadTooLargeError);
+    expect(((await failure(read(at('?message=hi', '{bad')))) as BadRequestError).code).toBe('invalid_json');
+    // Only the named fields come from the query.
+    expect(((await failure(readJsonBody(at('?message=hi', undefined), schema, limits))) as BadRequestError).code).toBe('invalid_field');
+  });
+
   it('says which field is wrong', async () => {
     const err = await failure(readJsonBody(post('{"message": 42}'), schema, limits));
     expect((err as Error).message).toBe("'message': must be a string");
@@ -87,6 +103,19 @@ describe('parseTimestampUTC', () => {
     expect(parseTimestampUTC('2024-01-15T22:00:00.123Z')).toBe(Date.parse('2024-01-15T22:00:00.123Z'));
     expect(parseTimestampUTC('2024-01-15T23:00:00+01:00')).toBe(Date.parse('2024-01-15T22:00:00Z'));
     expect(parseTimestampUTC('2024-01-15T22:00')).toBe(Date.parse('2024-01-15T22:00:00Z'));
+  });
+  it('parses what .NET clients send: 7 fractional digits (round-trip "o"), offsets with and without a colon', () => {
+    expect(parseTimestampUTC('2026-01-15T22:00:00.1234567Z')).toBe(Date.parse('2026-01-15T22:00:00.123Z'));
+    expect(parseTimestampUTC('2026-01-15T22:00:00.1234567')).toBe(Date.parse('2026-01-15T22:00:00.123Z'));
+    expect(parseTimestampUTC('2026-01-15T23:00:00.0000000+01:00')).toBe(Date.parse('2026-01-15T22:00:00Z'));
+    expect(parseTimestampUTC('2026-01-15T23:00:00+0100')).toBe(Date.parse('2026-01-15T22:00:00Z'));
+    expect(parseTimestampUTC('2026-01-15T20:30:00-01:30')).toBe(Date.parse('2026-01-15T22:00:00Z'));
+  });
+  it("reads an offset whose unencoded '+' the query string turned into a space", () => {
+    const query = new URLSearchParams('timestampUTC=2026-01-15T23:00:00+01:00');
+    expect(parseTimestampUTC(query.get('timestampUTC') ?? '')).toBe(Date.parse('2026-01-15T22:00:00Z'));
+    const encoded = new URLSearchParams(`timestampUTC=${encodeURIComponent('2026-01-15T23:00:00.1234567+01:00')}`);
+    expect(parseTimestampUTC(encoded.get('timestampUTC') ?? '')).toBe(Date.parse('2026-01-15T22:00:00.123Z'));
   });
   it.each(['yesterday', '2024-01-15', '2024-13-01T00:00:00Z', '2024-01-15T25:00:00Z', '1705356000', '', '2024-01-15T22:00:00Zjunk'])(
     'rejects %s',
