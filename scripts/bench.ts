@@ -17,7 +17,7 @@ import { startTestApp, type TestApp } from '../test/support/app';
 import { REPO_ROOT } from '../test/support/host';
 import { lastUserContent, type ModelServer, type RecordedRequest } from '../test/support/model-server';
 import { localRuntime, realHostSetup, realRuntime, type Runtime } from '../test/support/runtimes';
-import stageRealHostPackage from '../test/support/stage-real-host';
+import { stageRealHostPackage } from '../test/support/stage-real-host';
 
 const quick = process.argv.includes('--quick');
 const scale = (n: number) => (quick ? Math.max(10, Math.round(n / 5)) : n);
