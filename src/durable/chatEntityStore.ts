@@ -8,7 +8,7 @@ import * as df from 'durable-functions';
 import type { ChatStore } from '../chat/service';
 import type { ChatState } from '../chat/state';
 import { ChatStoreUnavailableError } from '../errors';
-import { encodeOperationInput } from './operationInput';
+import { decodeStorable, encodeStorable } from './storableJson';
 
 export type DurableClient = ReturnType<typeof df.getClient>;
 
@@ -61,12 +61,12 @@ export function durableChatStore(client: DurableClient, policy: RetryPolicy = DE
   }
   return {
     async read(chatId) {
-      const response = await withRetries(`reading chat '${chatId}'`, () => client.readEntityState<ChatState>(chatEntityId(chatId)));
-      return response.entityExists ? response.entityState : undefined;
+      const response = await withRetries(`reading chat '${chatId}'`, () => client.readEntityState<unknown>(chatEntityId(chatId)));
+      return response.entityExists ? (decodeStorable(response.entityState) as ChatState) : undefined;
     },
     async signal(chatId, operation) {
       // A retried signal may arrive twice; every chat operation is idempotent (posts by message id).
-      const input = encodeOperationInput('input' in operation ? operation.input : undefined);
+      const input = encodeStorable('input' in operation ? operation.input : undefined);
       await withRetries(`signalling '${operation.name}' to chat '${chatId}'`, () => client.signalEntity(chatEntityId(chatId), operation.name, input));
     },
   };

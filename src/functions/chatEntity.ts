@@ -9,7 +9,7 @@ import { createOrUpdate, postMessage, type ChatState } from '../chat/state';
 import { getConfig } from '../config';
 import { announceChatChange } from '../durable/changeHints';
 import { CHAT_ENTITY_NAME } from '../durable/chatEntityStore';
-import { decodeOperationInput } from '../durable/operationInput';
+import { decodeStorable, encodeStorable } from '../durable/storableJson';
 import { getModelClient } from '../model';
 
 /** Operation inputs, validated again here because they cross a storage boundary. */
@@ -18,25 +18,29 @@ const chatOperations = {
   post: z.object({ messageId: z.string().min(1), message: z.string() }),
 };
 
-export async function chatEntity(context: EntityContext<ChatState>): Promise<void> {
+/** The entity's state as stored: a ChatState, escaped where it holds characters storage cannot carry (durable/storableJson.ts). */
+type StoredChat = unknown;
+
+export async function chatEntity(context: EntityContext<StoredChat>): Promise<void> {
   const operation = context.df.operationName;
-  const state = context.df.getState();
+  const stored = context.df.getState();
+  const state = stored === undefined ? undefined : (decodeStorable(stored) as ChatState);
   // One setState per operation, and a hint to any waiter in this process (durable/changeHints.ts).
   const save = (next: ChatState): void => {
     if (next === state) return;
-    context.df.setState(next);
+    context.df.setState(encodeStorable(next));
     announceChatChange(context.df.entityKey);
   };
   switch (operation) {
     case 'create': {
-      const input = chatOperations.create.parse(decodeOperationInput(context.df.getInput()));
+      const input = chatOperations.create.parse(decodeStorable(context.df.getInput()));
       save(createOrUpdate(state, input, new Date()));
       return;
     }
     case 'post': {
       // A post can race a delete; a deleted chat stays deleted.
       if (state === undefined) return;
-      const input = chatOperations.post.parse(decodeOperationInput(context.df.getInput()));
+      const input = chatOperations.post.parse(decodeStorable(context.df.getInput()));
       const { historyTokenBudget } = getConfig().chat;
       const result = await postMessage(state, input, (prompt) => getModelClient().complete({ messages: prompt }), {
         historyTokenBudget,

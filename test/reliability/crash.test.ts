@@ -56,7 +56,9 @@ function acceptanceSignal(): { promise: Promise<void>; resolve: () => void } {
 
 /** Posts one message until it is accepted, retrying with the same Idempotency-Key as a real client would. */
 async function postUntilAccepted(chatId: string, messageId: string, text: string, waitSeconds: number, log: ClientLog): Promise<void> {
-  const deadline = Date.now() + 60_000;
+  // Long enough to outlast every kill on a runtime that takes seconds to restart, while a waiting
+  // post's turn may be held back by the queue's visibility timeout (see RECOVERY_MS).
+  const deadline = Date.now() + 240_000;
   for (let retry = 0; ; retry++) {
     log.attempts++;
     try {

@@ -9,7 +9,7 @@ export { pollUntil } from '../support/poll';
 /** The chat as the wire format promises it (declared here, not imported from src, so the tests check the contract). */
 export interface MessageView {
   id: string;
-  role: 'user' | 'assistant';
+  role: 'system' | 'user' | 'assistant';
   content: string;
   createdAt: string;
   replyTo?: string;

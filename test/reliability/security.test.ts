@@ -199,7 +199,7 @@ describe('through the app', () => {
       for (const chatId of distinctIds) {
         const state = await readChat(t, chatId);
         expect(state?.instructions).toBe(`instructions of ${chatId}`);
-        expect(state?.recentMessages.map((m) => m.content)).toEqual([`hello ${chatId}`, `re: hello ${chatId}`]);
+        expect(state?.recentMessages.map((m) => m.content)).toEqual([`instructions of ${chatId}`, `hello ${chatId}`, `re: hello ${chatId}`]);
       }
       tally.distinctChats = distinctIds.length;
     });

@@ -11,7 +11,7 @@ import { durableChatStore, isTransientDurableFailure, type DurableClient } from 
 import { ChatNotFoundError, ChatStoreUnavailableError, ModelFailedError, ModelNotConfiguredError, ModelTimeoutError } from '../../src/errors';
 import { chatHandlers } from '../../src/functions/chats';
 import { handleErrors } from '../../src/http/respond';
-import { decodeOperationInput, encodeOperationInput } from '../../src/durable/operationInput';
+import { decodeStorable, encodeStorable } from '../../src/durable/storableJson';
 
 /** Chats in memory; signals are applied by `run()` (the entity's turn), as a queue would. */
 function memoryStore(model: TurnModel) {
@@ -194,16 +194,22 @@ describe('chat handlers', () => {
   });
 });
 
-describe('operation inputs', () => {
-  it('carry U+FFFE and U+FFFF (which queue messages cannot) as escaped JSON, restored exactly', () => {
-    const input = { messageId: 'm', message: 'a\uffffb\ufffec \\uffff \u0000 \ud800 💬' };
-    const encoded = encodeOperationInput(input);
-    expect(JSON.stringify(encoded)).not.toMatch(/[\ufffe\uffff]/);
-    expect(decodeOperationInput(JSON.parse(JSON.stringify(encoded)))).toEqual(input);
-    // Everything else travels as it is.
-    const plain = { messageId: 'm', message: 'hello \u0000 \ud800' };
-    expect(encodeOperationInput(plain)).toBe(plain);
-    expect(decodeOperationInput(plain)).toBe(plain);
-    expect(encodeOperationInput(undefined)).toBeUndefined();
+describe('values crossing the durable storage', () => {
+  it('carry U+FFFE/U+FFFF (which queue messages cannot) and lone surrogates (which UTF-8 cannot) escaped, restored exactly', () => {
+    for (const message of ['a\uffffb\ufffec', 'lone \ud800 high', 'lone low \udfff', 'both \uffff \udc00', 'literal \\ud800 and \\uffff text']) {
+      const input = { messageId: 'm', message };
+      const travelled = JSON.stringify(encodeStorable(input));
+      // What the other side parses out of it holds no U+FFFE/U+FFFF and no lone surrogate.
+      const strings = Object.values(JSON.parse(travelled) as Record<string, unknown>).filter((v): v is string => typeof v === 'string');
+      for (const text of strings) expect(text).not.toMatch(/[\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+      expect(decodeStorable(JSON.parse(travelled))).toEqual(input);
+    }
+  });
+
+  it('leave every other value as it is', () => {
+    const plain = { messageId: 'm', message: 'hello \u0000 💬 \u202e' };
+    expect(encodeStorable(plain)).toBe(plain);
+    expect(decodeStorable(plain)).toBe(plain);
+    expect(encodeStorable(undefined)).toBeUndefined();
   });
 });
