@@ -97,3 +97,20 @@ it('shows a change of instructions as a new system message where it happened, so
   expect(changed.totalMessages).toBe(3);
   expect(changed.recentMessages.map((m) => [m.role, m.content])).toEqual([['system', 'Be terse.']]);
 });
+
+it("answers the seed's own test.http requests, sent unchanged", async () => {
+  // The seed's test.http, request by request: its PUT sends name/description (ignored: no instructions).
+  const json = { 'content-type': 'application/json' };
+  const ask = await fetch(t.url('/api/ask'), { method: 'POST', headers: json, body: JSON.stringify({ prompt: 'Tell me two most popular programming features of Azure Functions' }) });
+  expect([ask.status, ask.headers.get('content-type')]).toEqual([200, 'text/plain; charset=utf-8']);
+  expect((await fetch(t.url('/api/whois/Turing'))).status).toBe(200);
+  const created = await fetch(t.url('/api/chats/abc123'), { method: 'PUT', headers: json, body: JSON.stringify({ name: 'Sample ChatBot', description: 'This is a sample chatbot.' }) });
+  expect(created.status).toBe(201);
+  for (const message of ['Hello, how can I assist you today?', 'Need help with directions from Redmond to SeaTac?']) {
+    const posted = await fetch(t.url('/api/chats/abc123'), { method: 'POST', headers: json, body: JSON.stringify({ message }) });
+    expect([posted.status, await posted.text()]).toEqual([200, `An answer to: ${message}`]);
+  }
+  const state = await fetch(t.url('/api/chats/abc123?timestampUTC=2024-01-15T22:00:00'), { headers: json });
+  expect(state.status).toBe(200);
+  expect(((await state.json()) as ChatState).totalMessages).toBe(4);
+});
