@@ -109,7 +109,10 @@ class Bench {
   /** Posts without waiting for the reply; anything but 202 stops the run (a silent failure would skew every figure). */
   async accept(chatId: string, message: string): Promise<void> {
     const response = await this.post(chatId, message, '?wait=0');
-    if (response.status !== 202) throw new Error(`POST ${chatId} answered ${response.status}: ${await response.text()}`);
+    if (response.status !== 202) {
+      const logged = this.t.host.logs().split('\n').filter((line) => /error|fail|exception/i.test(line)).slice(-20).join('\n');
+      throw new Error(`${this.name}: POST ${chatId} answered ${response.status}: ${await response.text()}\nthe host's last error lines:\n${logged}`);
+    }
     await response.body?.cancel();
   }
 }
@@ -248,8 +251,10 @@ async function promptGrowthAndReads(app: Bench) {
   const userIndexes = stored.recentMessages.flatMap((m, i) => (m.role === 'user' ? [i] : []));
   const sent = userIndexes.map((i) => promptFor.get(stored.recentMessages[i]!.content) ?? []);
   const sizes = sent.map(tokens);
-  // The seed's extension sends the instructions and the whole history every turn.
-  const fullHistory = (turn: number) => tokens([{ content: stored.instructions }, ...stored.recentMessages.slice(0, userIndexes[turn - 1]! + 1)]);
+  // The seed's extension sends the instructions and the whole history every turn (the instructions
+  // once: the history's system message is that same text).
+  const fullHistory = (turn: number) =>
+    tokens([{ content: stored.instructions }, ...stored.recentMessages.slice(0, userIndexes[turn - 1]! + 1).filter((m) => m.role !== 'system')]);
   const prompts = [1, 10, 100, 500].map((k) => ({ turn: k, sent: sizes[k - 1]!, messages: sent[k - 1]!.length, full: fullHistory(k) }));
 
   const samples = scale(100);

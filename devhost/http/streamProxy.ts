@@ -9,7 +9,10 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { RpcTypedData } from '../worker/coreTypes';
 import { flattenHeaders, isForwardableHeader, queryRecord, writeJsonError } from './rpcHttp';
 
-const agent = new http.Agent({ keepAlive: true });
+// Idle sockets are dropped before the library's server drops them (Node's keepAliveTimeout, 5 s):
+// reusing a socket the server is closing at that moment fails the request with ECONNRESET, which
+// reached a client as a 500 once in a bench run.
+const agent = new http.Agent({ keepAlive: true, timeout: 4_000 });
 
 export function streamTriggerMetadata(req: IncomingMessage, url: URL, params: Record<string, string>): Record<string, RpcTypedData> {
   const metadata: Record<string, RpcTypedData> = {

@@ -24,9 +24,9 @@ export interface RetryPolicy {
 }
 
 // About 1.5 s of retries: long enough for a blob replace or a storage hiccup, short for a client.
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 5, firstDelayMs: 100, retryAfterSeconds: 2 };
+const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 5, firstDelayMs: 100, retryAfterSeconds: 2 };
 
-export function chatEntityId(chatId: string): df.EntityId {
+function chatEntityId(chatId: string): df.EntityId {
   return new df.EntityId(CHAT_ENTITY_NAME, chatId);
 }
 
