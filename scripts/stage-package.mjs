@@ -38,7 +38,7 @@ function parseArgs(argv) {
 }
 
 /** The lock file's production packages: every `node_modules/...` entry not marked dev-only. */
-export function productionPackages(lock) {
+function productionPackages(lock) {
   return Object.entries(lock.packages ?? {})
     .filter(([key, entry]) => key.startsWith('node_modules/') && entry.dev !== true && entry.link !== true)
     .map(([key]) => key);
@@ -114,4 +114,4 @@ function main() {
   console.log(`stage-package: ${relative(ROOT, out) || out}: ${packages} production packages, ${megabytes} MB${offlineExtensions ? ', extensions in bin/' : ''}`);
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) main();
+main();

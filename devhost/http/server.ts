@@ -122,8 +122,8 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
           res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('The local host for Azure Functions is running.\n');
           return;
         }
-        // The Functions host answers an unrouted request with an empty 404; an app that wants JSON
-        // there registers a catch-all route.
+        // As the Functions host: an empty 404. (An app's catch-all route would not help there: it
+        // would take the requests of every function whose name sorts after its own.)
         res.writeHead(404, { 'content-length': '0' }).end();
         return;
     }

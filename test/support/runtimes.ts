@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from './azurite';
 import { REPO_ROOT, startHost, type HostExit } from './host';
+import { pollUntil } from './poll';
 
 export type RuntimeName = 'local' | 'real';
 
@@ -246,22 +247,29 @@ function superviseProcessGroup(child: ChildProcess, url: string, port: number, c
 
 /** Ready = the host reports Running and the app's functions are indexed (the worker has loaded the app). */
 async function waitUntilServing(handle: RuntimeHandle, masterKey: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let exitedEarly = false;
-  void handle.exited.then(() => (exitedEarly = true));
-  for (;;) {
-    if (exitedEarly) throw new Error(`The Functions host exited during start-up:\n${handle.logs().slice(-8_000)}`);
-    try {
-      const status = await fetch(`${handle.url}/admin/host/status`, { headers: { 'x-functions-key': masterKey }, signal: AbortSignal.timeout(2_000) });
-      if (status.ok && ((await status.json()) as { state?: string }).state === 'Running') {
-        const functions = await fetch(`${handle.url}/admin/functions`, { headers: { 'x-functions-key': masterKey }, signal: AbortSignal.timeout(2_000) });
-        if (functions.ok && ((await functions.json()) as unknown[]).length > 0) return;
-      }
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`The Functions host was not serving within ${timeoutMs} ms:\n${handle.logs().slice(-8_000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+  const admin = (route: string) => fetch(`${handle.url}${route}`, { headers: { 'x-functions-key': masterKey }, signal: AbortSignal.timeout(2_000) });
+  const serving = pollUntil(
+    'the Functions host to serve the app',
+    async () => {
+      const status = await admin('/admin/host/status');
+      if (!status.ok || ((await status.json()) as { state?: string }).state !== 'Running') return undefined;
+      const functions = await admin('/admin/functions');
+      return functions.ok && ((await functions.json()) as unknown[]).length > 0 ? true : undefined;
+    },
+    timeoutMs,
+    200,
+  );
+  let startingUp = true;
+  const exitedEarly = handle.exited.then(() => {
+    if (startingUp) throw new Error('The Functions host exited during start-up');
+  });
+  exitedEarly.catch(() => {}); // once started, a later exit is the caller's business
+  try {
+    await Promise.race([serving, exitedEarly]);
+  } catch (err) {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}:\n${handle.logs().slice(-8_000)}`, { cause: err });
+  } finally {
+    startingUp = false;
   }
 }
 
