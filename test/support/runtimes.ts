@@ -126,8 +126,9 @@ export function localRuntime(): Runtime {
  * the start as the host's file-based secret storage expects, so the suites know them up front.
  */
 export function realRuntime(appRoot: string = STAGED_APP): Runtime {
-  const setup = realHostSetup();
-  if (setup.kind === 'unavailable') throw new Error(`The real Functions host is not available: ${setup.reason}.`);
+  const found = realHostSetup();
+  if (found.kind === 'unavailable') throw new Error(`The real Functions host is not available: ${found.reason}.`);
+  const setup = found;
   const masterKey = randomBytes(30).toString('base64url');
   const functionKey = randomBytes(30).toString('base64url');
   return {
@@ -139,42 +140,53 @@ export function realRuntime(appRoot: string = STAGED_APP): Runtime {
     frontEnd: { answersBeforeBodyEnds: false, forwardsRawHeaderBytes: false, refusesMalformedChunking: false },
     durability: { keepsPipelinedOrderAcrossCrashes: false },
     async start(env) {
-      const port = await freePort();
-      const secrets = mkdtempSync(path.join(tmpdir(), 'realhost-secrets-'));
-      writeSecrets(secrets, masterKey, functionKey, port);
-      const hostEnv: NodeJS.ProcessEnv = {
-        ...process.env,
-        ...env,
-        AzureWebJobsScriptRoot: appRoot,
-        FUNCTIONS_WORKER_RUNTIME: 'node',
-        AZURE_FUNCTIONS_ENVIRONMENT: 'Development',
-        ASPNETCORE_URLS: `http://127.0.0.1:${port}`,
-        // Without it every durable client call is a 500 ("Webhooks are not configured").
-        WEBSITE_HOSTNAME: `127.0.0.1:${port}`,
-        AzureWebJobsSecretStorageType: 'files',
-        FUNCTIONS_SECRETS_PATH: secrets,
-        DOTNET_ROLL_FORWARD: 'Major',
-        DOTNET_CLI_TELEMETRY_OPTOUT: '1',
-        AzureFunctionsJobHost__logging__logLevel__default: 'Warning',
-        AzureFunctionsJobHost__logging__logLevel__Host__Startup: 'Information',
-        AzureFunctionsJobHost__logging__logLevel__Function: 'Information',
-      };
-      // Set on these machines; with it the host believes it runs on Linux Consumption.
-      delete hostEnv.CONTAINER_NAME;
-      const child =
-        setup.kind === 'func'
-          ? spawn(setup.func, ['start', '--port', String(port)], { cwd: appRoot, env: hostEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-          : spawn('dotnet', [WEBHOST_DLL], { cwd: setup.hostDir, env: hostEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      const handle = superviseProcessGroup(child, `http://127.0.0.1:${port}`, port, () => rmSync(secrets, { recursive: true, force: true }));
-      try {
-        await waitUntilServing(handle, masterKey);
-      } catch (err) {
-        await handle.kill();
-        throw err;
+      // The port is free when picked but the host binds it seconds later; if something took it
+      // meanwhile (another suite's Azurite or client), start again on another.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await startOnce(env, await freePort());
+        } catch (err) {
+          if (attempt >= 3 || !(err instanceof Error) || !/address already in use/i.test(err.message)) throw err;
+        }
       }
-      return handle;
     },
   };
+
+  async function startOnce(env: Record<string, string>, port: number): Promise<RuntimeHandle> {
+    const secrets = mkdtempSync(path.join(tmpdir(), 'realhost-secrets-'));
+    writeSecrets(secrets, masterKey, functionKey, port);
+    const hostEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...env,
+      AzureWebJobsScriptRoot: appRoot,
+      FUNCTIONS_WORKER_RUNTIME: 'node',
+      AZURE_FUNCTIONS_ENVIRONMENT: 'Development',
+      ASPNETCORE_URLS: `http://127.0.0.1:${port}`,
+      // Without it every durable client call is a 500 ("Webhooks are not configured").
+      WEBSITE_HOSTNAME: `127.0.0.1:${port}`,
+      AzureWebJobsSecretStorageType: 'files',
+      FUNCTIONS_SECRETS_PATH: secrets,
+      DOTNET_ROLL_FORWARD: 'Major',
+      DOTNET_CLI_TELEMETRY_OPTOUT: '1',
+      AzureFunctionsJobHost__logging__logLevel__default: 'Warning',
+      AzureFunctionsJobHost__logging__logLevel__Host__Startup: 'Information',
+      AzureFunctionsJobHost__logging__logLevel__Function: 'Information',
+    };
+    // Set on these machines; with it the host believes it runs on Linux Consumption.
+    delete hostEnv.CONTAINER_NAME;
+    const child =
+      setup.kind === 'func'
+        ? spawn(setup.func, ['start', '--port', String(port)], { cwd: appRoot, env: hostEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+        : spawn('dotnet', [WEBHOST_DLL], { cwd: setup.hostDir, env: hostEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const handle = superviseProcessGroup(child, `http://127.0.0.1:${port}`, port, () => rmSync(secrets, { recursive: true, force: true }));
+    try {
+      await waitUntilServing(handle, masterKey);
+    } catch (err) {
+      await handle.kill();
+      throw err;
+    }
+    return handle;
+  }
 }
 
 function writeSecrets(dir: string, masterKey: string, functionKey: string, port: number): void {
