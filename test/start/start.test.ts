@@ -72,7 +72,7 @@ async function startNpmStart(port: number): Promise<{ child: ChildProcess; outpu
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await pollUntil('npm start to serve', async () => ((await answers(port)) && AZURITE_PORTS.every(Boolean) ? true : undefined), 60_000, 100).catch((err: unknown) => {
+  await pollUntil('npm start to serve', async () => ((await answers(port)) ? true : undefined), 60_000, 100).catch((err: unknown) => {
     process.kill(-(child.pid ?? 0), 'SIGKILL');
     throw new Error(`${String(err)}\n${output}`);
   });
