@@ -38,6 +38,9 @@ const settingsSchema = z.object({
     .pipe(z.enum(['max_completion_tokens', 'max_tokens'])),
   CHAT_HISTORY_TOKEN_BUDGET: integerSetting(4_000, 100, 10_000_000),
   CHAT_REPLY_WAIT_SECONDS: integerSetting(30, 0, 230),
+  // 24 KiB keeps a page's write signal and the chat's recent messages under the Azure Storage
+  // backend's 45 KB inline limit (larger ones go through a compressed blob).
+  CHAT_HISTORY_PAGE_BYTES: integerSetting(24 * 1024, 1024, 4 * 1024 * 1024),
   MAX_BODY_BYTES: integerSetting(256 * 1024, 1024, 64 * 1024 * 1024),
   MAX_MESSAGE_CHARS: integerSetting(32_000, 1, 10_000_000),
 });
@@ -70,7 +73,7 @@ export interface ModelSettings {
 
 export interface AppConfig {
   model: ModelSettings;
-  chat: { historyTokenBudget: number; replyWaitSeconds: number };
+  chat: { historyTokenBudget: number; replyWaitSeconds: number; historyPageBytes: number };
   limits: { maxBodyBytes: number; maxMessageChars: number };
 }
 
@@ -92,7 +95,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       maxCompletionTokens: s.MODEL_MAX_COMPLETION_TOKENS,
       tokenLimitParameter: s.MODEL_TOKEN_LIMIT_PARAMETER,
     },
-    chat: { historyTokenBudget: s.CHAT_HISTORY_TOKEN_BUDGET, replyWaitSeconds: s.CHAT_REPLY_WAIT_SECONDS },
+    chat: { historyTokenBudget: s.CHAT_HISTORY_TOKEN_BUDGET, replyWaitSeconds: s.CHAT_REPLY_WAIT_SECONDS, historyPageBytes: s.CHAT_HISTORY_PAGE_BYTES },
     limits: { maxBodyBytes: s.MAX_BODY_BYTES, maxMessageChars: s.MAX_MESSAGE_CHARS },
   };
 }

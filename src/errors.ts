@@ -109,3 +109,15 @@ export class ChatStoreUnavailableError extends AppError {
     this.headers = { 'Retry-After': String(retryAfterSeconds) };
   }
 }
+
+/**
+ * 500: a stored chat state or history page does not have the shape this version reads (a fault of
+ * the store or of a deployment, never of client input). The validation error is the cause.
+ */
+export class ChatStateInvalidError extends AppError {
+  readonly status = 500;
+  readonly code = 'chat_state_invalid';
+  constructor(what: string, cause: unknown) {
+    super(`The stored state of ${what} is not valid; it was left as it is.`, { cause });
+  }
+}

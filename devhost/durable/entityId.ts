@@ -5,7 +5,7 @@
  * percent-encoded, so it round-trips exactly.
  */
 export interface EntityId {
-  /** Lower-cased. */
+  /** Lower-cased, except in signals sent by entities (see EntityService's signal delivery). */
   name: string;
   key: string;
 }

@@ -115,7 +115,7 @@ export class EntityBatchRunner {
       exists: result.entityExists,
       stateJson: result.entityExists ? (result.entityState ?? null) : null,
       signals: result.signals.map((signal) => ({
-        targetName: signal.target.name.toLowerCase(),
+        targetName: signal.target.name,
         targetKey: signal.target.key,
         name: signal.name,
         input: signal.input ?? '',

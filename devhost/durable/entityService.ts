@@ -288,7 +288,7 @@ export class EntityService {
     const header = record.header;
     if (header === undefined) throw new Error('entity not loaded');
     const before: EntityStateValue = { exists: header.exists, stateJson: header.stateJson };
-    const fn = this.entities.get(record.id.name);
+    const fn = this.entities.get(record.id.name.toLowerCase());
     let outcome: EntityStateValue & { signals: BatchCommit['signals']; failedOperations: number };
     const [first] = batch;
     if (first?.kind === 'delete') {
@@ -406,7 +406,10 @@ export class EntityService {
             const target = `${signal.targetName}@${signal.targetKey}`;
             try {
               await this.retrying(`delivering a signal to ${target}`, () =>
-                this.accept(makeEntityId(signal.targetName, signal.targetKey), {
+                // The Durable extension reads an entity's signal targets as sent, without lowering the
+                // name as its client API does: a signal to 'Counter' reaches another instance than a
+                // client's read of 'counter'. Kept so, so an app that relies on it fails here as well.
+                this.accept({ name: signal.targetName, key: signal.targetKey }, {
                   kind: 'signal',
                   name: signal.name,
                   input: signal.input === '' ? undefined : signal.input,

@@ -4,14 +4,16 @@
  * (functions/chats.ts) parse input and map outcomes, and tests drive this with in-memory ports.
  */
 import { ChatNotFoundError, ModelFailedError, ModelTimeoutError } from '../errors';
-import { replyTo, type ChatState, type CreateInput, type PostInput } from './state';
+import { findPagedReply, readMessages, type HistoryPage } from './history';
+import { hasMessage, replyTo, type ChatState, type CreateInput, type PostInput } from './state';
 import { toChatView, type ChatView } from './view';
 
 export type ChatOperation = { name: 'create'; input: CreateInput } | { name: 'post'; input: PostInput } | { name: 'delete' };
 
-/** Where chats live: the chat entities, read and signalled (their durable client in production). */
+/** Where chats live: the chat entities and their history pages (their durable client in production). */
 export interface ChatStore {
   read(chatId: string): Promise<ChatState | undefined>;
+  readPage(chatId: string, page: number): Promise<HistoryPage | undefined>;
   signal(chatId: string, operation: ChatOperation): Promise<void>;
 }
 
@@ -34,14 +36,12 @@ export interface WaitPolicy {
   createWaitMs: number;
   /** How long DELETE waits for the chat to be gone before answering 202 instead of 204. */
   deleteWaitMs: number;
-  /** Pauses between reads double from the first to the longest. */
+  /** Pauses between reads double from the first to the longest, and start again from the first after a hint. */
   firstPauseMs: number;
   longestPauseMs: number;
-  /** After a hint, reads this many times 1 ms apart: the new state is readable once the batch commits. */
-  quickReadsAfterHint: number;
 }
 
-export const DEFAULT_WAIT_POLICY: WaitPolicy = { createWaitMs: 5_000, deleteWaitMs: 5_000, firstPauseMs: 2, longestPauseMs: 250, quickReadsAfterHint: 20 };
+export const DEFAULT_WAIT_POLICY: WaitPolicy = { createWaitMs: 5_000, deleteWaitMs: 5_000, firstPauseMs: 2, longestPauseMs: 250 };
 
 export type PostOutcome =
   | { status: 'replied'; messageId: string; reply: string }
@@ -75,9 +75,10 @@ export class ChatService {
     await this.ports.store.signal(chatId, { name: 'post', input: { messageId: id, message } });
     if (waitMs <= 0) return { status: 'pending', messageId: id, acceptedAt };
 
-    const state = await this.waitFor(chatId, (s) => s === undefined || replyTo(s, id) !== undefined, waitMs);
+    const state = await this.waitFor(chatId, (s) => s === undefined || hasMessage(s, id), waitMs);
     if (state === undefined) throw new ChatNotFoundError(chatId);
-    const reply = replyTo(state, id);
+    // A stored message's reply is stored with it; only a long wait behind many turns finds it paged out.
+    const reply = replyTo(state, id) ?? (hasMessage(state, id) ? await findPagedReply(state, (n) => this.ports.store.readPage(chatId, n), id) : undefined);
     if (reply === undefined) return { status: 'pending', messageId: id, acceptedAt };
     if (reply.status === 'failed') {
       const text = `The reply to message '${id}' failed: ${reply.error ?? 'model error'}`;
@@ -89,7 +90,7 @@ export class ChatService {
   async view(chatId: string, newerThanMs: number | undefined): Promise<ChatView> {
     const state = await this.ports.store.read(chatId);
     if (state === undefined) throw new ChatNotFoundError(chatId);
-    return toChatView(chatId, state, newerThanMs);
+    return toChatView(chatId, state, await readMessages(state, (n) => this.ports.store.readPage(chatId, n), newerThanMs));
   }
 
   /** 'deleted' once the entity is gone, else 'deleting'. */
@@ -100,30 +101,21 @@ export class ChatService {
   }
 
   /**
-   * Re-reads the chat until `done` holds or `timeoutMs` passes; returns the last state read. Between
-   * reads it waits for a change hint or a pause that doubles up to the longest; after a hint it
-   * re-reads every millisecond for a while, because the new state is readable only once committed.
+   * Re-reads the chat (one bounded read: the chat entity, never its pages) until `done` holds or
+   * `timeoutMs` passes; returns the last state read. Between reads it waits for a change hint or a
+   * pause that doubles up to the longest. A hint comes before the new state is committed, so the
+   * pauses then start again from the shortest.
    */
   private async waitFor(chatId: string, done: (state: ChatState | undefined) => boolean, timeoutMs: number): Promise<ChatState | undefined> {
     const { ports, policy } = this;
     const deadline = ports.now() + timeoutMs;
     let pauseMs = policy.firstPauseMs;
-    let quickReadsLeft = 0;
     for (;;) {
       const state = await ports.store.read(chatId);
       const remaining = deadline - ports.now();
       if (done(state) || remaining <= 0) return state;
-      if (quickReadsLeft > 0) {
-        quickReadsLeft--;
-        await ports.changed(chatId, 1);
-        continue;
-      }
-      if (await ports.changed(chatId, Math.min(pauseMs, remaining))) {
-        quickReadsLeft = policy.quickReadsAfterHint;
-        pauseMs = policy.firstPauseMs;
-      } else {
-        pauseMs = Math.min(pauseMs * 2, policy.longestPauseMs);
-      }
+      const hinted = await ports.changed(chatId, Math.min(pauseMs, remaining));
+      pauseMs = hinted ? policy.firstPauseMs : Math.min(pauseMs * 2, policy.longestPauseMs);
     }
   }
 }

@@ -2,7 +2,8 @@
  * The chat: its state and the transitions of the `chat` entity's operations (create, post).
  * Plain TypeScript — no Azure or HTTP imports, and the model only as a function passed in — so every
  * rule here is unit-tested directly.
- * Transitions return a new state; the entity stores it with one setState.
+ * The state is bounded: it holds the chat's metadata and its newest messages; older messages move to
+ * history pages (chat/history.ts). Transitions return a new state; the entity stores it with one setState.
  */
 import { AppError } from '../errors';
 import type { PromptMessage } from '../model/client';
@@ -28,14 +29,42 @@ export interface ChatMessage {
   tokens: number;
 }
 
+export const CHAT_SCHEMA_VERSION = 2;
+
+/** A history page that has been cut from the chat but is not yet confirmed stored. */
+export interface UnconfirmedPage {
+  page: number;
+  /** Index in the whole history of the page's first message. */
+  firstIndex: number;
+}
+
 export interface ChatState {
+  schemaVersion: typeof CHAT_SCHEMA_VERSION;
   instructions: string;
   createdAt: string;
   lastUpdatedAt: string;
   /** Cumulative model usage (prompt + completion) of every turn. */
   totalTokens: number;
-  messages: ChatMessage[];
+  /** Messages in the whole history; `recent` is its tail. */
+  totalMessages: number;
+  /** System messages in the whole history (they are numbered s-0001, s-0002, ...). */
+  systemMessages: number;
+  /**
+   * The newest messages, in order: every message not yet in a confirmed page, and the older ones the
+   * prompt window still needs.
+   */
+  recent: ChatMessage[];
+  /** Pages cut so far (numbered from 0), and how many messages they hold together. */
+  pageCount: number;
+  pagedMessages: number;
+  /** Pages cut whose storage is not yet confirmed: their messages stay in `recent` until it is. */
+  unconfirmedPages: UnconfirmedPage[];
+  /** The newest user message ids, oldest first: a post with one of them is a retry. */
+  recentMessageIds: string[];
 }
+
+/** How many user message ids a chat remembers for recognising retries. */
+export const REMEMBERED_MESSAGE_IDS = 100;
 
 /** What a turn needs from a model: the prompt in, the reply text and token usage out. */
 export type TurnModel = (prompt: PromptMessage[]) => Promise<{ text: string; totalTokens: number }>;
@@ -51,6 +80,11 @@ export interface PostInput {
   message: string;
 }
 
+/** Index in the whole history of `recent[0]`. */
+export function recentStart(state: ChatState): number {
+  return state.totalMessages - state.recent.length;
+}
+
 /**
  * Creates a chat, or updates its instructions keeping its history (re-creating never wipes a chat).
  * Instructions a client gives become a `system` message in the history, as in the Functions OpenAI
@@ -60,13 +94,33 @@ export interface PostInput {
 export function createOrUpdate(state: ChatState | undefined, input: CreateInput, now: Date): ChatState {
   const at = now.toISOString();
   if (state === undefined) {
-    const messages = input.instructions === undefined ? [] : [systemMessage(1, input.instructions, at)];
-    return { instructions: input.instructions ?? DEFAULT_INSTRUCTIONS, createdAt: at, lastUpdatedAt: at, totalTokens: 0, messages };
+    const recent = input.instructions === undefined ? [] : [systemMessage(1, input.instructions, at)];
+    return {
+      schemaVersion: CHAT_SCHEMA_VERSION,
+      instructions: input.instructions ?? DEFAULT_INSTRUCTIONS,
+      createdAt: at,
+      lastUpdatedAt: at,
+      totalTokens: 0,
+      totalMessages: recent.length,
+      systemMessages: recent.length,
+      recent,
+      pageCount: 0,
+      pagedMessages: 0,
+      unconfirmedPages: [],
+      recentMessageIds: [],
+    };
   }
   if (input.instructions === undefined || input.instructions === state.instructions) return state;
   const changedAt = latest(state, now);
-  const count = state.messages.filter((m) => m.role === 'system').length;
-  return { ...state, instructions: input.instructions, lastUpdatedAt: changedAt, messages: [...state.messages, systemMessage(count + 1, input.instructions, changedAt)] };
+  const ordinal = state.systemMessages + 1;
+  return {
+    ...state,
+    instructions: input.instructions,
+    lastUpdatedAt: changedAt,
+    totalMessages: state.totalMessages + 1,
+    systemMessages: ordinal,
+    recent: [...state.recent, systemMessage(ordinal, input.instructions, changedAt)],
+  };
 }
 
 /** System message ids are `s-0001`, `s-0002`, ... (client-chosen message ids may not take that form). */
@@ -74,13 +128,18 @@ function systemMessage(ordinal: number, instructions: string, createdAt: string)
   return { id: `s-${String(ordinal).padStart(4, '0')}`, role: 'system', content: instructions, createdAt, tokens: countMessageTokens(instructions) };
 }
 
-function hasMessage(state: ChatState, messageId: string): boolean {
-  return state.messages.some((m) => m.role === 'user' && m.id === messageId);
+/** True when the chat has stored the user message `messageId` (its turn is then done as well). */
+export function hasMessage(state: ChatState, messageId: string): boolean {
+  return state.recentMessageIds.includes(messageId) || state.recent.some((m) => m.role === 'user' && m.id === messageId);
 }
 
-/** The assistant entry that answers `messageId`, if the turn is done. */
+/** The assistant entry that answers `messageId`, if the turn is done and the entry is still recent. */
 export function replyTo(state: ChatState, messageId: string): ChatMessage | undefined {
-  return state.messages.find((m) => m.role === 'assistant' && m.replyTo === messageId);
+  for (let i = state.recent.length - 1; i >= 0; i--) {
+    const m = state.recent[i] as ChatMessage;
+    if (m.role === 'assistant' && m.replyTo === messageId) return m;
+  }
+  return undefined;
 }
 
 /**
@@ -103,7 +162,7 @@ export async function postMessage(
     createdAt: latest(state, options.now()),
     tokens: countMessageTokens(input.message),
   };
-  const withUser: ChatState = { ...state, messages: [...state.messages, userMessage], lastUpdatedAt: userMessage.createdAt };
+  const withUser: ChatState = { ...state, recent: [...state.recent, userMessage], totalMessages: state.totalMessages + 1, lastUpdatedAt: userMessage.createdAt };
   const prompt = buildPrompt(withUser, options.historyTokenBudget);
 
   let reply: Omit<ChatMessage, 'createdAt'>;
@@ -120,19 +179,34 @@ export async function postMessage(
   }
   const replyAt = latest(withUser, options.now());
   return {
-    state: { ...withUser, messages: [...withUser.messages, { ...reply, createdAt: replyAt }], lastUpdatedAt: replyAt, totalTokens: state.totalTokens + usage },
+    state: {
+      ...withUser,
+      recent: [...withUser.recent, { ...reply, createdAt: replyAt }],
+      totalMessages: withUser.totalMessages + 1,
+      lastUpdatedAt: replyAt,
+      totalTokens: state.totalTokens + usage,
+      recentMessageIds: [...state.recentMessageIds, input.messageId].slice(-REMEMBERED_MESSAGE_IDS),
+    },
     prompt,
   };
 }
 
-/**
- * The prompt of a turn: the current instructions, then the newest messages within the budget —
- * failed turns and earlier instructions (system messages) left out.
- */
+/** The messages of `recent` a prompt may carry: failed turns and earlier instructions left out. */
+function promptable(messages: readonly ChatMessage[]): ChatMessage[] {
+  return messages.filter((m) => m.status !== 'failed' && m.role !== 'system');
+}
+
+/** The prompt of a turn: the current instructions, then the newest recent messages within the budget. */
 export function buildPrompt(state: ChatState, historyTokenBudget: number): PromptMessage[] {
-  const usable = state.messages.filter((m) => m.status !== 'failed' && m.role !== 'system');
-  const window = selectHistoryWindow(usable, countMessageTokens(state.instructions), historyTokenBudget);
+  const window = selectHistoryWindow(promptable(state.recent), countMessageTokens(state.instructions), historyTokenBudget);
   return [{ role: 'system', content: state.instructions }, ...window.map((m) => ({ role: m.role, content: m.content }))];
+}
+
+/** Index in the whole history of the oldest message the next prompt may need. */
+export function promptWindowStart(state: ChatState, historyTokenBudget: number): number {
+  const window = selectHistoryWindow(promptable(state.recent), countMessageTokens(state.instructions), historyTokenBudget);
+  const first = window[0];
+  return first === undefined ? state.totalMessages : recentStart(state) + state.recent.indexOf(first);
 }
 
 function replyId(messageId: string): string {

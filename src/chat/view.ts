@@ -1,4 +1,4 @@
-/** The chat as clients see it (the seed's field names), optionally only messages newer than a timestamp. */
+/** The chat as clients see it (the seed's field names). */
 import type { ChatMessage, ChatState } from './state';
 
 /** A message as clients see it: without the internal token count and error code. */
@@ -15,30 +15,18 @@ export interface ChatView {
   recentMessages: ChatMessageView[];
 }
 
-export function toChatView(id: string, state: ChatState, newerThanMs?: number): ChatView {
+/** `messages`: the part of the history the client asked for (chat/history.ts reads it). */
+export function toChatView(id: string, state: ChatState, messages: readonly ChatMessage[]): ChatView {
   return {
     id,
     exists: true,
     instructions: state.instructions,
     createdAt: state.createdAt,
     lastUpdatedAt: state.lastUpdatedAt,
-    totalMessages: state.messages.length,
+    totalMessages: state.totalMessages,
     totalTokens: state.totalTokens,
-    recentMessages: newerMessages(state.messages, newerThanMs).map(toMessageView),
+    recentMessages: messages.map(toMessageView),
   };
-}
-
-// Messages are stored in time order, so the newer ones are a suffix: binary-search its start.
-function newerMessages(messages: readonly ChatMessage[], newerThanMs: number | undefined): readonly ChatMessage[] {
-  if (newerThanMs === undefined) return messages;
-  let low = 0;
-  let high = messages.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (Date.parse((messages[mid] as ChatMessage).createdAt) > newerThanMs) high = mid;
-    else low = mid + 1;
-  }
-  return messages.slice(low);
 }
 
 function toMessageView(m: ChatMessage): ChatMessageView {

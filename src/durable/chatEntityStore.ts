@@ -1,11 +1,14 @@
 /**
- * The chat store over the durable client: reads and signals of `chat` entities through the Durable
- * HTTP API. A call that fails transiently (a 5xx from that API, e.g. a storage error while a large
+ * The chat store over the durable client: reads and signals of `chat` entities, and reads of their
+ * `chatHistoryPage` entities, through the Durable HTTP API. What it reads is validated
+ * (chat/schema.ts). A call that fails transiently (a 5xx from that API, e.g. a storage error while a large
  * state's blob is replaced, or a broken connection) is retried with backoff; if it keeps failing the
  * request is answered 503 with Retry-After (ChatStoreUnavailableError), never 500.
  */
 import * as df from 'durable-functions';
 import type { ChatStore } from '../chat/service';
+import type { HistoryPage } from '../chat/history';
+import { parseChatState, parseHistoryPage } from '../chat/schema';
 import type { ChatState } from '../chat/state';
 import { ChatStoreUnavailableError } from '../errors';
 import { decodeStorable, encodeStorable } from './storableJson';
@@ -13,6 +16,7 @@ import { decodeStorable, encodeStorable } from './storableJson';
 export type DurableClient = ReturnType<typeof df.getClient>;
 
 export const CHAT_ENTITY_NAME = 'chat';
+export const HISTORY_PAGE_ENTITY_NAME = 'chatHistoryPage';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -26,8 +30,16 @@ export interface RetryPolicy {
 // About 1.5 s of retries: long enough for a blob replace or a storage hiccup, short for a client.
 const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 5, firstDelayMs: 100, retryAfterSeconds: 2 };
 
-function chatEntityId(chatId: string): df.EntityId {
-  return new df.EntityId(CHAT_ENTITY_NAME, chatId);
+// Entity names are lower-cased in ids: the Durable extension lowers them for client calls but not in
+// signals an entity sends, so a mixed-case name would make an entity's signal and a client's read
+// reach different instances.
+export function chatEntityId(chatId: string): df.EntityId {
+  return new df.EntityId(CHAT_ENTITY_NAME.toLowerCase(), chatId);
+}
+
+/** Page keys are `<chatId>~<page>`: chat ids cannot contain `~`, so a key names one page of one chat. */
+export function historyPageEntityId(chatId: string, page: number): df.EntityId {
+  return new df.EntityId(HISTORY_PAGE_ENTITY_NAME.toLowerCase(), `${chatId}~${page}`);
 }
 
 // The durable-functions client reports an unexpected status as a plain Error with this message.
@@ -60,9 +72,13 @@ export function durableChatStore(client: DurableClient, policy: RetryPolicy = DE
     }
   }
   return {
-    async read(chatId) {
+    async read(chatId): Promise<ChatState | undefined> {
       const response = await withRetries(`reading chat '${chatId}'`, () => client.readEntityState<unknown>(chatEntityId(chatId)));
-      return response.entityExists ? (decodeStorable(response.entityState) as ChatState) : undefined;
+      return response.entityExists ? parseChatState(decodeStorable(response.entityState), chatId) : undefined;
+    },
+    async readPage(chatId, page): Promise<HistoryPage | undefined> {
+      const response = await withRetries(`reading page ${page} of chat '${chatId}'`, () => client.readEntityState<unknown>(historyPageEntityId(chatId, page)));
+      return response.entityExists ? parseHistoryPage(decodeStorable(response.entityState), chatId, page) : undefined;
     },
     async signal(chatId, operation) {
       // A retried signal may arrive twice; every chat operation is idempotent (posts by message id).

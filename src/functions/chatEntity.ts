@@ -1,14 +1,18 @@
 /**
- * The `chat` durable entity: wires the entity operations to the chat domain. `post` runs the model
- * call inside the operation (the SDK awaits async handlers), so a chat's turns run in entity order.
+ * The `chat` durable entity and its `chatHistoryPage` entities: wires the entity operations to the
+ * chat domain. `post` runs the model call inside the operation (the SDK awaits async handlers), so a
+ * chat's turns run in entity order. After every operation the chat cuts full history pages and
+ * signals each to its own page entity, which stores it once and confirms back (chat/history.ts).
  */
 import * as df from 'durable-functions';
 import type { EntityContext } from 'durable-functions';
 import { z } from 'zod';
+import { confirmPage, cutPages, type PagingLimits } from '../chat/history';
+import { isCurrentSchema, parseChatState, parseHistoryPage } from '../chat/schema';
 import { createOrUpdate, postMessage, type ChatState } from '../chat/state';
 import { getConfig } from '../config';
 import { announceChatChange } from '../durable/changeHints';
-import { CHAT_ENTITY_NAME } from '../durable/chatEntityStore';
+import { CHAT_ENTITY_NAME, chatEntityId, HISTORY_PAGE_ENTITY_NAME, historyPageEntityId } from '../durable/chatEntityStore';
 import { decodeStorable, encodeStorable } from '../durable/storableJson';
 import { getModelClient } from '../model';
 
@@ -16,20 +20,39 @@ import { getModelClient } from '../model';
 const chatOperations = {
   create: z.object({ instructions: z.string().optional() }),
   post: z.object({ messageId: z.string().min(1), message: z.string() }),
+  pageStored: z.object({ page: z.number().int().nonnegative() }),
+};
+const pageOperations = {
+  write: z.object({ chatId: z.string().min(1), page: z.unknown() }),
 };
 
-/** The entity's state as stored: a ChatState, escaped where it holds characters storage cannot carry (durable/storableJson.ts). */
-type StoredChat = unknown;
+// A migrated long chat pages out this many pages per operation, so no batch writes unboundedly.
+const MAX_PAGES_PER_OPERATION = 8;
 
-export async function chatEntity(context: EntityContext<StoredChat>): Promise<void> {
+function pagingLimits(): PagingLimits {
+  const { historyTokenBudget, historyPageBytes } = getConfig().chat;
+  return { pageBytes: historyPageBytes, historyTokenBudget, maxPagesPerOperation: MAX_PAGES_PER_OPERATION };
+}
+
+/** Entity states as stored: escaped where they hold characters storage cannot carry (durable/storableJson.ts). */
+type Stored = unknown;
+
+export async function chatEntity(context: EntityContext<Stored>): Promise<void> {
+  const chatId = context.df.entityKey;
   const operation = context.df.operationName;
   const stored = context.df.getState();
-  const state = stored === undefined ? undefined : (decodeStorable(stored) as ChatState);
-  // One setState per operation, and a hint to any waiter in this process (durable/changeHints.ts).
+  const decoded = stored === undefined ? undefined : decodeStorable(stored);
+  const state = decoded === undefined ? undefined : parseChatState(decoded, chatId);
+  const limits = pagingLimits();
+
+  // One setState per operation, after the pages due are cut; and a hint to any waiter in this process.
   const save = (next: ChatState): void => {
-    if (next === state) return;
-    context.df.setState(encodeStorable(next));
-    announceChatChange(context.df.entityKey);
+    const paged = cutPages(next, limits);
+    for (const page of paged.pages) context.df.signalEntity(historyPageEntityId(chatId, page.page), 'write', encodeStorable({ chatId, page }));
+    if (paged.morePages) context.df.signalEntity(chatEntityId(chatId), 'continuePaging');
+    if (paged.state === state && isCurrentSchema(decoded)) return;
+    context.df.setState(encodeStorable(paged.state));
+    announceChatChange(chatId);
   };
   switch (operation) {
     case 'create': {
@@ -41,21 +64,50 @@ export async function chatEntity(context: EntityContext<StoredChat>): Promise<vo
       // A post can race a delete; a deleted chat stays deleted.
       if (state === undefined) return;
       const input = chatOperations.post.parse(decodeStorable(context.df.getInput()));
-      const { historyTokenBudget } = getConfig().chat;
       const result = await postMessage(state, input, (prompt) => getModelClient().complete({ messages: prompt }), {
-        historyTokenBudget,
+        historyTokenBudget: limits.historyTokenBudget,
         now: () => new Date(),
       });
       save(result.state);
       return;
     }
+    case 'pageStored': {
+      if (state === undefined) return;
+      const { page } = chatOperations.pageStored.parse(context.df.getInput());
+      save(confirmPage(state, page, limits.historyTokenBudget));
+      return;
+    }
+    case 'continuePaging':
+      if (state !== undefined) save(state);
+      return;
     case 'delete':
+      for (let page = 0; page < (state?.pageCount ?? 0); page++) context.df.signalEntity(historyPageEntityId(chatId, page), 'delete');
       context.df.destructOnExit();
-      announceChatChange(context.df.entityKey);
+      announceChatChange(chatId);
       return;
     default:
       context.warn(`chat entity: unknown operation '${operation ?? ''}' ignored`);
   }
 }
 
+/** A page of a chat's history: written once, confirmed to its chat, deleted with it. */
+export function historyPageEntity(context: EntityContext<Stored>): void {
+  const operation = context.df.operationName;
+  switch (operation) {
+    case 'write': {
+      const input = pageOperations.write.parse(decodeStorable(context.df.getInput()));
+      const page = parseHistoryPage(input.page, input.chatId, Number(context.df.entityKey.slice(context.df.entityKey.lastIndexOf('~') + 1)));
+      context.df.setState(encodeStorable(page));
+      context.df.signalEntity(chatEntityId(input.chatId), 'pageStored', { page: page.page });
+      return;
+    }
+    case 'delete':
+      context.df.destructOnExit();
+      return;
+    default:
+      context.warn(`chat history page entity: unknown operation '${operation ?? ''}' ignored`);
+  }
+}
+
 df.app.entity(CHAT_ENTITY_NAME, chatEntity);
+df.app.entity(HISTORY_PAGE_ENTITY_NAME, historyPageEntity);

@@ -6,6 +6,7 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
 import { ChatService, DEFAULT_WAIT_POLICY, type ChatOperation, type ChatStore } from '../../src/chat/service';
+import { confirmPage, cutPages, type HistoryPage } from '../../src/chat/history';
 import { createOrUpdate, postMessage, type ChatState, type TurnModel } from '../../src/chat/state';
 import { durableChatStore, isTransientDurableFailure, type DurableClient } from '../../src/durable/chatEntityStore';
 import { ChatNotFoundError, ChatStoreUnavailableError, ModelFailedError, ModelNotConfiguredError, ModelTimeoutError } from '../../src/errors';
@@ -13,13 +14,28 @@ import { chatHandlers } from '../../src/functions/chats';
 import { handleErrors } from '../../src/http/respond';
 import { decodeStorable, encodeStorable } from '../../src/durable/storableJson';
 
-/** Chats in memory; signals are applied by `run()` (the entity's turn), as a queue would. */
+/**
+ * Chats in memory; signals are applied by `run()` (the entity's turn), as a queue would, with the
+ * entity's paging (small pages, stored and confirmed at once).
+ */
 function memoryStore(model: TurnModel) {
   const chats = new Map<string, ChatState>();
+  const pages = new Map<string, HistoryPage>();
   const queue: { chatId: string; operation: ChatOperation }[] = [];
   const signals: ChatOperation['name'][] = [];
+  const limits = { pageBytes: 1_000, historyTokenBudget: 200, maxPagesPerOperation: 8 };
+  const save = (chatId: string, next: ChatState) => {
+    const cut = cutPages(next, limits);
+    let state = cut.state;
+    for (const page of cut.pages) {
+      pages.set(`${chatId}~${page.page}`, page);
+      state = confirmPage(state, page.page, limits.historyTokenBudget);
+    }
+    chats.set(chatId, state);
+  };
   const store: ChatStore = {
     read: async (chatId) => chats.get(chatId),
+    readPage: async (chatId, page) => pages.get(`${chatId}~${page}`),
     signal: async (chatId, operation) => {
       signals.push(operation.name);
       queue.push({ chatId, operation });
@@ -29,12 +45,12 @@ function memoryStore(model: TurnModel) {
     for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
       const { chatId, operation } = next;
       const state = chats.get(chatId);
-      if (operation.name === 'create') chats.set(chatId, createOrUpdate(state, operation.input, new Date()));
+      if (operation.name === 'create') save(chatId, createOrUpdate(state, operation.input, new Date()));
       else if (operation.name === 'delete') chats.delete(chatId);
-      else if (state !== undefined) chats.set(chatId, (await postMessage(state, operation.input, model, { historyTokenBudget: 1000, now: () => new Date() })).state);
+      else if (state !== undefined) save(chatId, (await postMessage(state, operation.input, model, { historyTokenBudget: limits.historyTokenBudget, now: () => new Date() })).state);
     }
   }
-  return { store, run, signals, chats };
+  return { store, run, signals, chats, pages };
 }
 
 /** A service whose change hint runs the entity: each wait lets the queued operations happen. */
@@ -90,7 +106,7 @@ describe('ChatService', () => {
     await service.create('c', {});
     await expect(service.post('c', 'hello', 'k', 5_000)).rejects.toBeInstanceOf(errorClass);
     // The failed-turn record stays in the chat either way.
-    expect(memory.chats.get('c')?.messages.map((m) => m.status)).toEqual([undefined, 'failed']);
+    expect(memory.chats.get('c')?.recent.map((m) => m.status)).toEqual([undefined, 'failed']);
   });
 
   it('refuses a post to an unknown chat, or without a model, before storing anything', async () => {
@@ -99,6 +115,23 @@ describe('ChatService', () => {
     await serviceOver(memory).create('c', {});
     await expect(serviceOver(memory, { modelConfigured: false }).post('c', 'hi', 'k', 1_000)).rejects.toBeInstanceOf(ModelNotConfiguredError);
     expect(memory.signals).toEqual(['create']);
+  });
+
+  it('reads a history that grew over many pages complete and in order, and since a timestamp from the pages it needs', async () => {
+    const memory = memoryStore(echo);
+    const service = serviceOver(memory);
+    await service.create('c', { instructions: 'Be brief.' });
+    for (let i = 0; i < 40; i++) expect(await service.post('c', `message ${i} ${'words and more words '.repeat(5)}`, `m${i}`, 5_000)).toMatchObject({ status: 'replied' });
+    const chat = memory.chats.get('c') as ChatState;
+    expect(chat.pageCount).toBeGreaterThan(5);
+    const view = await service.view('c', undefined);
+    expect(view.totalMessages).toBe(81);
+    expect(view.recentMessages.map((m) => m.id)).toEqual(['s-0001', ...Array.from({ length: 40 }, (_, i) => [`m${i}`, `m${i}.reply`]).flat()]);
+    const since = view.recentMessages[10]?.createdAt as string;
+    expect((await service.view('c', Date.parse(since))).recentMessages).toEqual(view.recentMessages.slice(11));
+    // A retried post of a message whose reply is paged out answers with that reply.
+    expect(chat.recent.some((m) => m.id === 'm0.reply')).toBe(false);
+    expect(await service.post('c', 'ignored', 'm0', 5_000)).toEqual({ status: 'replied', messageId: 'm0', reply: view.recentMessages[2]?.content });
   });
 
   it('deletes a chat, and then it is not found', async () => {
@@ -166,6 +199,9 @@ describe('chat handlers', () => {
   it('answer 503 with Retry-After and the error JSON when the chat store keeps failing, on every route', async () => {
     const down: ChatStore = {
       read: async () => {
+        throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
+      },
+      readPage: async () => {
         throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
       },
       signal: async () => {

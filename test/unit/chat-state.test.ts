@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildPrompt, createOrUpdate, DEFAULT_INSTRUCTIONS, postMessage, replyTo, type ChatState, type TurnModel } from '../../src/chat/state';
+import { parseChatState } from '../../src/chat/schema';
 import { countMessageTokens } from '../../src/chat/tokens';
 import { ModelTimeoutError } from '../../src/errors';
 
@@ -25,17 +26,24 @@ async function chatWith(turns: string[], options: { budget?: number; model?: Tur
 describe('createOrUpdate', () => {
   it('creates a chat with default instructions', () => {
     expect(createOrUpdate(undefined, {}, t0)).toEqual({
+      schemaVersion: 2,
       instructions: DEFAULT_INSTRUCTIONS,
       createdAt: '2026-01-15T22:00:00.000Z',
       lastUpdatedAt: '2026-01-15T22:00:00.000Z',
       totalTokens: 0,
-      messages: [],
+      totalMessages: 0,
+      systemMessages: 0,
+      recent: [],
+      pageCount: 0,
+      pagedMessages: 0,
+      unconfirmedPages: [],
+      recentMessageIds: [],
     });
   });
 
   it('puts instructions given at create at the head of the history as a system message', () => {
     const created = createOrUpdate(undefined, { instructions: 'Be brief.' }, t0);
-    expect(created.messages).toEqual([{ id: 's-0001', role: 'system', content: 'Be brief.', createdAt: t0.toISOString(), tokens: countMessageTokens('Be brief.') }]);
+    expect(created.recent).toEqual([{ id: 's-0001', role: 'system', content: 'Be brief.', createdAt: t0.toISOString(), tokens: countMessageTokens('Be brief.') }]);
     expect(created.instructions).toBe('Be brief.');
   });
 
@@ -43,8 +51,8 @@ describe('createOrUpdate', () => {
     const { state } = await chatWith(['hi']);
     const updated = createOrUpdate(state, { instructions: 'Be verbose.' }, new Date('2026-01-15T23:00:00Z'));
     expect(updated.instructions).toBe('Be verbose.');
-    expect(updated.messages.slice(0, -1)).toEqual(state.messages);
-    expect(updated.messages.at(-1)).toMatchObject({ id: 's-0002', role: 'system', content: 'Be verbose.', createdAt: '2026-01-15T23:00:00.000Z' });
+    expect(updated.recent.slice(0, -1)).toEqual(state.recent);
+    expect(updated.recent.at(-1)).toMatchObject({ id: 's-0002', role: 'system', content: 'Be verbose.', createdAt: '2026-01-15T23:00:00.000Z' });
     expect(updated.lastUpdatedAt).toBe('2026-01-15T23:00:00.000Z');
     expect(updated.createdAt).toBe(state.createdAt);
     // The same instructions again, or none, change nothing.
@@ -53,21 +61,24 @@ describe('createOrUpdate', () => {
   });
 
   it('keeps a chat stored before instructions were history working: no system message for its old instructions, a change appends s-0001', () => {
-    const stored: ChatState = {
-      instructions: 'Old instructions.',
-      createdAt: t0.toISOString(),
-      lastUpdatedAt: '2026-01-15T22:00:02.000Z',
-      totalTokens: 7,
-      messages: [
-        { id: 'a', role: 'user', content: 'hi', createdAt: '2026-01-15T22:00:01.000Z', tokens: 5 },
-        { id: 'a.reply', role: 'assistant', content: 'hello', replyTo: 'a', createdAt: '2026-01-15T22:00:02.000Z', tokens: 5 },
-      ],
-    };
+    const stored: ChatState = parseChatState(
+      {
+        instructions: 'Old instructions.',
+        createdAt: t0.toISOString(),
+        lastUpdatedAt: '2026-01-15T22:00:02.000Z',
+        totalTokens: 7,
+        messages: [
+          { id: 'a', role: 'user', content: 'hi', createdAt: '2026-01-15T22:00:01.000Z', tokens: 5 },
+          { id: 'a.reply', role: 'assistant', content: 'hello', replyTo: 'a', createdAt: '2026-01-15T22:00:02.000Z', tokens: 5 },
+        ],
+      },
+      'old',
+    );
     expect(buildPrompt(stored, 4000).map((m) => m.content)).toEqual(['Old instructions.', 'hi', 'hello']);
     const changed = createOrUpdate(stored, { instructions: 'New.' }, new Date('2026-01-15T22:00:01.500Z'));
-    expect(changed.messages.map((m) => [m.id, m.role])).toEqual([['a', 'user'], ['a.reply', 'assistant'], ['s-0001', 'system']]);
+    expect(changed.recent.map((m) => [m.id, m.role])).toEqual([['a', 'user'], ['a.reply', 'assistant'], ['s-0001', 'system']]);
     // Stamped after the newest message, so timestampUTC polling sees it.
-    expect(changed.messages.at(-1)?.createdAt).toBe('2026-01-15T22:00:02.001Z');
+    expect(changed.recent.at(-1)?.createdAt).toBe('2026-01-15T22:00:02.001Z');
   });
 
   it('sends only the current instructions to the model, never earlier ones from the history', async () => {
@@ -86,17 +97,17 @@ describe('createOrUpdate', () => {
 describe('postMessage', () => {
   it('appends the user message and the reply, with usage and ordered timestamps', async () => {
     const { state } = await chatWith(['Hello']);
-    expect(state.messages.map((m) => [m.id, m.role, m.content])).toEqual([
+    expect(state.recent.map((m) => [m.id, m.role, m.content])).toEqual([
       ['s-0001', 'system', 'Be brief.'],
       ['m0', 'user', 'Hello'],
       ['m0.reply', 'assistant', 're: Hello'],
     ]);
     expect(state.totalTokens).toBe(10);
-    expect(state.messages[2]?.replyTo).toBe('m0');
-    expect(Date.parse(state.messages[2]!.createdAt)).toBeGreaterThan(Date.parse(state.messages[1]!.createdAt));
-    expect(Date.parse(state.messages[1]!.createdAt)).toBeGreaterThan(Date.parse(state.messages[0]!.createdAt));
-    expect(state.lastUpdatedAt).toBe(state.messages[2]?.createdAt);
-    expect(state.messages[1]?.tokens).toBe(countMessageTokens('Hello'));
+    expect(state.recent[2]?.replyTo).toBe('m0');
+    expect(Date.parse(state.recent[2]!.createdAt)).toBeGreaterThan(Date.parse(state.recent[1]!.createdAt));
+    expect(Date.parse(state.recent[1]!.createdAt)).toBeGreaterThan(Date.parse(state.recent[0]!.createdAt));
+    expect(state.lastUpdatedAt).toBe(state.recent[2]?.createdAt);
+    expect(state.recent[1]?.tokens).toBe(countMessageTokens('Hello'));
   });
 
   it('sends the instructions and the earlier turns in the prompt', async () => {
@@ -129,8 +140,8 @@ describe('postMessage', () => {
       return { text: `ok ${prompt.length}`, totalTokens: 5 };
     };
     let { state } = await chatWith(['first'], { model: flaky });
-    expect(state.messages[2]).toMatchObject({ role: 'assistant', status: 'failed', errorCode: 'model_timeout', replyTo: 'm0', content: '' });
-    expect(state.messages[2]?.error).toContain('did not answer in time');
+    expect(state.recent[2]).toMatchObject({ role: 'assistant', status: 'failed', errorCode: 'model_timeout', replyTo: 'm0', content: '' });
+    expect(state.recent[2]?.error).toContain('did not answer in time');
     expect(state.totalTokens).toBe(0);
     fail = false;
     const next = await postMessage(state, { messageId: 'm1', message: 'second' }, flaky, { historyTokenBudget: 4000, now: clock(new Date('2026-01-16T00:00:00Z')) });
@@ -145,7 +156,7 @@ describe('postMessage', () => {
     for (let i = 0; i < 5; i++) {
       state = (await postMessage(state, { messageId: `m${i}`, message: 'x' }, echo, { historyTokenBudget: 4000, now: () => new Date(t0.getTime() - i) })).state;
     }
-    const times = state.messages.map((m) => Date.parse(m.createdAt));
+    const times = state.recent.map((m) => Date.parse(m.createdAt));
     expect(times.every((t, i) => i === 0 || t > times[i - 1]!)).toBe(true);
   });
 });
@@ -171,7 +182,8 @@ describe('buildPrompt (history window)', () => {
   it('always includes the message being answered, even over budget', () => {
     const state: ChatState = {
       ...createOrUpdate(undefined, {}, t0),
-      messages: [{ id: 'a', role: 'user', content: 'long '.repeat(500), createdAt: t0.toISOString(), tokens: countMessageTokens('long '.repeat(500)) }],
+      totalMessages: 1,
+      recent: [{ id: 'a', role: 'user', content: 'long '.repeat(500), createdAt: t0.toISOString(), tokens: countMessageTokens('long '.repeat(500)) }],
     };
     expect(buildPrompt(state, 100).map((m) => m.role)).toEqual(['system', 'user']);
   });
