@@ -7,6 +7,7 @@
  *
  *   npm run bench                # everything (about 6-10 minutes with both runtimes)
  *   npm run bench -- --quick     # fewer samples, for a smoke run
+ *   npm run bench -- --only=cost,scale   # some sections: ask, turn, storage, scale, growth, cost
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,6 +21,9 @@ import { localRuntime, realHostSetup, realRuntime, type Runtime } from '../test/
 import { stageRealHostPackage } from '../test/support/stage-real-host';
 
 const quick = process.argv.includes('--quick');
+const SECTIONS = ['ask', 'turn', 'storage', 'scale', 'growth', 'cost'] as const;
+const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const selected = new Set<string>(onlyArg === undefined ? SECTIONS : onlyArg.split(','));
 const scale = (n: number) => (quick ? Math.max(10, Math.round(n / 5)) : n);
 const MODEL_LATENCY_MS = 50;
 const BUDGET = 4000;
@@ -102,6 +106,22 @@ class Bench {
    * then until the chats hold their replies: no polling while the turns run, so the wait does not
    * load the machine it measures, on either runtime.
    */
+  /** Stored sizes (bytes of JSON) of the chat entity and its largest history page, via the host's Durable HTTP API. */
+  async entitySizes(chatId: string): Promise<{ chatBytes: number; largestPageBytes: number; pages: number }> {
+    const read = async (name: string, key: string) => {
+      const response = await fetch(`${this.t.host.url}/runtime/webhooks/durabletask/entities/${name}/${encodeURIComponent(key)}`, { headers: this.t.adminHeaders() });
+      const text = await response.text();
+      if (response.status !== 200) throw new Error(`${this.name}: reading entity ${name}/${key} answered ${response.status}`);
+      return text;
+    };
+    const chat = await read('chat', chatId);
+    const pages = (JSON.parse(chat) as { pageCount: number }).pageCount;
+    let largestPageBytes = 0;
+    await inParallel(Array.from({ length: pages }, (_, n) => n), 8, async (n) => {
+      largestPageBytes = Math.max(largestPageBytes, Buffer.byteLength(await read('chatHistoryPage', `${chatId}~${n}`)));
+    });
+    return { chatBytes: Buffer.byteLength(chat), largestPageBytes, pages };
+  }
   async turnsDone(since: number, count: number, chatIds: string[], messagesEach: number): Promise<void> {
     await this.model.waitForRequests(since + count, 180_000);
     await this.drain(chatIds, messagesEach);
@@ -278,13 +298,93 @@ async function promptGrowthAndReads(app: Bench) {
   return { messages: messages.length, prompts, largest: Math.max(...sizes), reads, samples };
 }
 
+/** About 1 KB of prose: the issue's "1 KB messages". */
+const kilobyteMessage = (i: number) => `Question ${i}: ${'how would you summarise the last part of our conversation in plain words? '.repeat(14)}`.slice(0, 1000);
+
+/**
+ * Cost growth: one chat grown to 10, 1,000 and 10,000 messages of ~1 KB (replies ~1 KB too); at
+ * each size, turns with wait are timed (split into before and after the model call, from the model
+ * server's arrival times), and storage is counted per turn and per poll-sized read. The largest
+ * entity state is read through the host's Durable HTTP API.
+ */
+async function costGrowth(app: Bench) {
+  const chatId = 'cost-growth';
+  await app.put(chatId);
+  const sizes = quick ? [10, 1_000] : [10, 1_000, 10_000];
+  const turns = scale(40);
+  const storage = app.t.storage;
+  if (storage === undefined) throw new Error('the bench starts the app with a storage meter');
+  let total = (await app.state(chatId, `?timestampUTC=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`)).totalMessages;
+  let seeded = 0;
+  const results = [];
+  for (const size of sizes) {
+    // Grow with the model at zero latency: back-to-back posts, 50 at a time.
+    app.model.setDefault({ reply: (r) => `re: ${lastUserContent(r)}` });
+    const [seedMs] = await timed(async () => {
+      while (total < size) {
+        const batch = Math.min(50, Math.ceil((size - total) / 2));
+        const asked = app.model.requests.length;
+        await Promise.all(Array.from({ length: batch }, () => app.accept(chatId, kilobyteMessage(seeded++))));
+        total += batch * 2;
+        await app.turnsDone(asked, batch, [chatId], total);
+      }
+    });
+    app.model.setDefault({ reply: (r) => `re: ${lastUserContent(r)}`, latencyMs: MODEL_LATENCY_MS });
+    for (let i = 0; i < 3; i++) await (await app.post(chatId, kilobyteMessage(seeded++))).text();
+    total += 6;
+    const before = storage.snapshot();
+    const overhead: number[] = [];
+    const beforeModel: number[] = [];
+    const afterModel: number[] = [];
+    for (let i = 0; i < turns; i++) {
+      const start = performance.timeOrigin + performance.now();
+      const asked = app.model.requests.length;
+      const response = await app.post(chatId, kilobyteMessage(seeded++));
+      if (response.status !== 200) throw new Error(`${app.name}: POST at ${total} messages answered ${response.status}: ${await response.text()}`);
+      await response.text();
+      const end = performance.timeOrigin + performance.now();
+      const arrived = app.model.requests[asked]?.receivedAt ?? Number.NaN;
+      overhead.push(end - start - MODEL_LATENCY_MS);
+      beforeModel.push(arrived - start);
+      afterModel.push(end - arrived - MODEL_LATENCY_MS);
+    }
+    total += turns * 2;
+    const perTurn = storage.since(before);
+    // What a waiting request's poll reads: the chat entity alone (a timestampUTC after every message).
+    const polls = 20;
+    const beforeReads = storage.snapshot();
+    for (let i = 0; i < polls; i++) await app.state(chatId, `?timestampUTC=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`);
+    const perPoll = storage.since(beforeReads);
+    const [fullReadMs, full] = await timed(() => app.state(chatId));
+    if (full.totalMessages !== total || full.recentMessages.length !== total) throw new Error(`${app.name}: read ${full.recentMessages.length} of ${full.totalMessages} messages, expected ${total}`);
+    const entities = await app.entitySizes(chatId);
+    results.push({
+      size,
+      seedMs,
+      overhead: summary(overhead),
+      beforeModel: summary(beforeModel),
+      afterModel: summary(afterModel),
+      writtenPerTurn: perTurn.bytesSent / turns,
+      readPerTurn: perTurn.bytesReceived / turns,
+      requestsPerTurn: perTurn.requests / turns,
+      readPerPoll: perPoll.bytesReceived / polls,
+      requestsPerPoll: perPoll.requests / polls,
+      fullReadMs,
+      messages: total,
+      ...entities,
+    });
+  }
+  return { turns, results };
+}
+
 interface Figures {
   runtime: Runtime;
-  ask: Awaited<ReturnType<typeof askOverhead>>;
-  turn: Awaited<ReturnType<typeof turnOverhead>>;
-  storage: Awaited<ReturnType<typeof storageCost>>;
-  scale: Awaited<ReturnType<typeof scaleAcrossChats>>;
-  growth: Awaited<ReturnType<typeof promptGrowthAndReads>>;
+  ask?: Awaited<ReturnType<typeof askOverhead>>;
+  turn?: Awaited<ReturnType<typeof turnOverhead>>;
+  storage?: Awaited<ReturnType<typeof storageCost>>;
+  scale?: Awaited<ReturnType<typeof scaleAcrossChats>>;
+  growth?: Awaited<ReturnType<typeof promptGrowthAndReads>>;
+  cost?: Awaited<ReturnType<typeof costGrowth>>;
   memoryMiB: { runtime: number; azurite: number };
 }
 
@@ -292,13 +392,15 @@ async function measure(runtime: Runtime): Promise<Figures> {
   console.error(`bench: ${runtime.description} ...`);
   const app = await startApp(runtime);
   try {
-    const ask = await askOverhead(app);
-    const turn = await turnOverhead(app);
-    const storage = await storageCost(app);
-    const scaleFigures = await scaleAcrossChats(app);
-    const growth = await promptGrowthAndReads(app);
+    const run = <T>(section: (typeof SECTIONS)[number], fn: (app: Bench) => Promise<T>) => (selected.has(section) ? fn(app) : Promise.resolve(undefined));
+    const ask = await run('ask', askOverhead);
+    const turn = await run('turn', turnOverhead);
+    const storage = await run('storage', storageCost);
+    const scaleFigures = await run('scale', scaleAcrossChats);
+    const growth = await run('growth', promptGrowthAndReads);
+    const cost = await run('cost', costGrowth);
     const memoryMiB = { runtime: await peakMemoryMiB(app.t.host.pid), azurite: await peakMemoryMiB(app.t.azurite.pid) };
-    return { runtime, ask, turn, storage, scale: scaleFigures, growth, memoryMiB };
+    return { runtime, memoryMiB, ...(ask && { ask }), ...(turn && { turn }), ...(storage && { storage }), ...(scaleFigures && { scale: scaleFigures }), ...(growth && { growth }), ...(cost && { cost }) };
   } finally {
     await app.t.stop();
   }
@@ -311,44 +413,73 @@ function report(all: Figures[]): void {
   const each = <T>(pick: (f: Figures) => T) => all.map(pick);
   const a0 = all[0]!;
 
-  table(`ask overhead (zero-latency model; ${a0.ask.rounds} sequential calls each, direct and through the app interleaved; throughput with 32 concurrent clients)`, ['figure', ...names], [
-    ['direct openai client → model, p50', ...each((f) => ms(f.ask.direct.p50))],
-    ['client → app → model, p50', ...each((f) => ms(f.ask.app.p50))],
-    ['app overhead p50 / p99', ...each((f) => `${ms(f.ask.app.p50 - f.ask.direct.p50)} / ${ms(f.ask.app.p99 - f.ask.direct.p99)}`)],
-    ['ratio app / direct, p50', ...each((f) => (f.ask.app.p50 / f.ask.direct.p50).toFixed(2))],
-    ['req/s @32: direct / app', ...each((f) => `${f.ask.directRps.toFixed(0)} / ${f.ask.appRps.toFixed(0)}`)],
-  ]);
+  if (a0.ask !== undefined) {
+    table(`ask overhead (zero-latency model; ${a0.ask!.rounds} sequential calls each, direct and through the app interleaved; throughput with 32 concurrent clients)`, ['figure', ...names], [
+      ['direct openai client → model, p50', ...each((f) => ms(f.ask!.direct.p50))],
+      ['client → app → model, p50', ...each((f) => ms(f.ask!.app.p50))],
+      ['app overhead p50 / p99', ...each((f) => `${ms(f.ask!.app.p50 - f.ask!.direct.p50)} / ${ms(f.ask!.app.p99 - f.ask!.direct.p99)}`)],
+      ['ratio app / direct, p50', ...each((f) => (f.ask!.app.p50 / f.ask!.direct.p50).toFixed(2))],
+      ['req/s @32: direct / app', ...each((f) => `${f.ask!.directRps.toFixed(0)} / ${f.ask!.appRps.toFixed(0)}`)],
+    ]);
+  }
 
-  table(`chat turn overhead (model fixed at ${MODEL_LATENCY_MS} ms; time from POST to reply minus the model time; ${a0.turn.turns} turns each)`, ['figure', ...names], [
-    ['POST with wait (200 + reply): p50 / p99', ...each((f) => `${ms(f.turn.wait.p50)} / ${ms(f.turn.wait.p99)}`)],
-    ['POST ?wait=0 (202), then GET every 2 ms: p50 / p99', ...each((f) => `${ms(f.turn.poll.p50)} / ${ms(f.turn.poll.p99)}`)],
-  ]);
+  if (a0.turn !== undefined) {
+    table(`chat turn overhead (model fixed at ${MODEL_LATENCY_MS} ms; time from POST to reply minus the model time; ${a0.turn!.turns} turns each)`, ['figure', ...names], [
+      ['POST with wait (200 + reply): p50 / p99', ...each((f) => `${ms(f.turn!.wait.p50)} / ${ms(f.turn!.wait.p99)}`)],
+      ['POST ?wait=0 (202), then GET every 2 ms: p50 / p99', ...each((f) => `${ms(f.turn!.poll.p50)} / ${ms(f.turn!.poll.p99)}`)],
+    ]);
+  }
 
-  const perTurn = (f: Figures, n: number) => (n / f.storage.turns);
-  table(`storage per turn (10 chats, ${a0.storage.turns} turns posted at once; every request to Azurite counted by a proxy, the runtime's own queue polling included)`, ['figure', ...names], [
-    ['storage requests per turn', ...each((f) => perTurn(f, f.storage.used.requests).toFixed(2))],
-    ['  blob / queue / table', ...each((f) => (['blob', 'queue', 'table'] as const).map((s) => perTurn(f, f.storage.used.byService[s].requests).toFixed(2)).join(' / '))],
-    ['bytes written per turn', ...each((f) => perTurn(f, f.storage.used.bytesSent).toFixed(0))],
-    ['bytes read per turn', ...each((f) => perTurn(f, f.storage.used.bytesReceived).toFixed(0))],
-  ]);
+  if (a0.storage !== undefined) {
+    const perTurn = (f: Figures, n: number) => (n / f.storage!.turns);
+    table(`storage per turn (10 chats, ${a0.storage!.turns} turns posted at once; every request to Azurite counted by a proxy, the runtime's own queue polling included)`, ['figure', ...names], [
+      ['storage requests per turn', ...each((f) => perTurn(f, f.storage!.used.requests).toFixed(2))],
+      ['  blob / queue / table', ...each((f) => (['blob', 'queue', 'table'] as const).map((s) => perTurn(f, f.storage!.used.byService[s].requests).toFixed(2)).join(' / '))],
+      ['bytes written per turn', ...each((f) => perTurn(f, f.storage!.used.bytesSent).toFixed(0))],
+      ['bytes read per turn', ...each((f) => perTurn(f, f.storage!.used.bytesReceived).toFixed(0))],
+    ]);
+  }
 
-  const scaleRows = (kind: 'endToEnd' | 'processing') => [
-    ...a0.scale[kind].map((r, i) => [`${r.label}: turns/s (wall / ideal)`, ...each((f) => { const x = f.scale[kind][i]!; return `${x.rate.toFixed(1)} (${(x.wall / x.ideal).toFixed(2)}×)`; })]),
-    ['ratio 200 chats / 1 chat', ...each((f) => (f.scale[kind].at(-1)!.rate / f.scale[kind][0]!.rate).toFixed(1))],
-  ];
-  table(`scale across chats, end to end (model fixed at ${MODEL_LATENCY_MS} ms; all turns posted at once over 64 connections; ideal = one chat's turns back to back)`, ['run', ...names], scaleRows('endToEnd'));
-  table(`scale across chats, processing only (turns accepted first, then the ${MODEL_LATENCY_MS} ms model released)`, ['run', ...names], scaleRows('processing'));
+  if (a0.scale !== undefined) {
+    const scale0 = a0.scale;
+    const scaleRows = (kind: 'endToEnd' | 'processing') => [
+      ...scale0[kind].map((r, i) => [`${r.label}: turns/s (ideal ${(r.turns / (r.ideal / 1000)).toFixed(0)}; wall / ideal)`, ...each((f) => { const x = f.scale![kind][i]!; return `${x.rate.toFixed(1)} (${(x.wall / x.ideal).toFixed(2)}×)`; })]),
+      ['ratio 200 chats / 1 chat', ...each((f) => (f.scale![kind].at(-1)!.rate / f.scale![kind][0]!.rate).toFixed(1))],
+    ];
+    table(`scale across chats, end to end (model fixed at ${MODEL_LATENCY_MS} ms; all turns posted at once over 64 connections; ideal = one chat's turns back to back)`, ['run', ...names], scaleRows('endToEnd'));
+    table(`scale across chats, processing only (turns accepted first, then the ${MODEL_LATENCY_MS} ms model released)`, ['run', ...names], scaleRows('processing'));
 
-  table(`prompt tokens per turn (one chat, 500 turns, CHAT_HISTORY_TOKEN_BUDGET=${BUDGET}, o200k tokenizer)`, ['turn', ...names.map((n) => `sent (${n})`), 'messages in prompt', 'full history (seed)'], [
-    ...a0.growth.prompts.map((p, i) => [p.turn, ...each((f) => f.growth.prompts[i]!.sent), p.messages, p.full]),
-    ['largest ever sent', ...each((f) => f.growth.largest), '', `budget ${BUDGET}`],
-  ]);
+  }
 
-  table(`GET /api/chats/{id} on a ${a0.growth.messages}-message chat (${a0.growth.samples} reads each): p50 / p99`, ['query', 'messages returned', ...names], [
-    ['no timestampUTC', a0.growth.reads.all.count, ...each((f) => `${ms(f.growth.reads.all.p50)} / ${ms(f.growth.reads.all.p99)}`)],
-    ['timestampUTC = the 11th newest message', a0.growth.reads.lastTen.count, ...each((f) => `${ms(f.growth.reads.lastTen.p50)} / ${ms(f.growth.reads.lastTen.p99)}`)],
-    ['timestampUTC = now', a0.growth.reads.none.count, ...each((f) => `${ms(f.growth.reads.none.p50)} / ${ms(f.growth.reads.none.p99)}`)],
-  ]);
+  if (a0.growth !== undefined) {
+    table(`prompt tokens per turn (one chat, 500 turns, CHAT_HISTORY_TOKEN_BUDGET=${BUDGET}, o200k tokenizer)`, ['turn', ...names.map((n) => `sent (${n})`), 'messages in prompt', 'full history (seed)'], [
+      ...a0.growth!.prompts.map((p, i) => [p.turn, ...each((f) => f.growth!.prompts[i]!.sent), p.messages, p.full]),
+      ['largest ever sent', ...each((f) => f.growth!.largest), '', `budget ${BUDGET}`],
+    ]);
+
+    table(`GET /api/chats/{id} on a ${a0.growth!.messages}-message chat (${a0.growth!.samples} reads each): p50 / p99`, ['query', 'messages returned', ...names], [
+      ['no timestampUTC', a0.growth!.reads.all.count, ...each((f) => `${ms(f.growth!.reads.all.p50)} / ${ms(f.growth!.reads.all.p99)}`)],
+      ['timestampUTC = the 11th newest message', a0.growth!.reads.lastTen.count, ...each((f) => `${ms(f.growth!.reads.lastTen.p50)} / ${ms(f.growth!.reads.lastTen.p99)}`)],
+      ['timestampUTC = now', a0.growth!.reads.none.count, ...each((f) => `${ms(f.growth!.reads.none.p50)} / ${ms(f.growth!.reads.none.p99)}`)],
+    ]);
+  }
+
+  if (a0.cost !== undefined) {
+    const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+    const costRows = (label: string, pick: (r: NonNullable<Figures['cost']>['results'][number]) => string) =>
+      a0.cost!.results.map((r, i) => [`${label} at ${r.size.toLocaleString('en-US')}`, ...each((f) => (f.cost!.results[i] === undefined ? '' : pick(f.cost!.results[i]!)))]);
+    table(`cost growth: one chat at 10, 1,000 and 10,000 messages of ~1 KB (model fixed at ${MODEL_LATENCY_MS} ms; ${a0.cost!.turns} turns with wait at each size; storage counted by the proxy)`, ['figure (history size in messages)', ...names], [
+      ...costRows('turn overhead p50 / p99', (r) => `${ms(r.overhead.p50)} / ${ms(r.overhead.p99)}`),
+      ...costRows('  before the model call p50 (POST → model request)', (r) => ms(r.beforeModel.p50)),
+      ...costRows('  after the model call p50 (model reply → POST answered)', (r) => ms(r.afterModel.p50)),
+      ['turn overhead at the largest size / at 10', ...each((f) => (f.cost!.results.at(-1)!.overhead.p50 / f.cost!.results[0]!.overhead.p50).toFixed(2))],
+      ...costRows('storage per turn: requests / bytes written / bytes read', (r) => `${r.requestsPerTurn.toFixed(1)} / ${kib(r.writtenPerTurn)} / ${kib(r.readPerTurn)}`),
+      ...costRows('one poll (GET newer than now): storage requests / bytes read', (r) => `${r.requestsPerPoll.toFixed(1)} / ${kib(r.readPerPoll)}`),
+      ...costRows('chat entity state / largest page / pages', (r) => `${kib(r.chatBytes)} / ${kib(r.largestPageBytes)} / ${r.pages}`),
+      ...costRows('GET of the whole history', (r) => `${ms(r.fullReadMs)} (${r.messages} messages)`),
+      ...costRows('time to grow the chat to this size (model at 0 ms)', (r) => `${(r.seedMs / 1000).toFixed(1)} s`),
+    ]);
+  }
 
   table('peak memory during the run (VmHWM)', ['process', ...names], [
     ['the runtime (local host process; Functions host process, without its Node worker)', ...each((f) => `${f.memoryMiB.runtime.toFixed(0)} MiB`)],

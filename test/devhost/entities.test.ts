@@ -103,13 +103,14 @@ describe('scheduling', () => {
   });
 
   it('delivers signals between entities', async () => {
-    await api.signal('sender', 'relay', { to: 'receiver', value: 'hello' });
+    await api.signal('sender', 'forward', { to: 'receiver', value: 'hello' });
     expect((await stateWith('receiver', (state) => state.items.length > 0)).items).toEqual(['hello']);
+    expect((await api.read('sender'))?.items).toEqual(['forwarded:hello']);
   });
 
   it("keeps the case of an entity name in a signal an entity sends, as the Durable extension does (another instance than a client's)", async () => {
-    // 'forward' signals 'Ledger', 'relay' signals 'ledger'; same sender, so they are delivered in order.
-    await api.signal('mixed-sender', 'forward', { to: 'mixed-receiver', value: 'to Ledger' });
+    // 'forwardMixedCase' signals 'Ledger', 'relay' signals 'ledger'; same sender, so they are delivered in order.
+    await api.signal('mixed-sender', 'forwardMixedCase', { to: 'mixed-receiver', value: 'to Ledger' });
     await api.signal('mixed-sender', 'relay', { to: 'mixed-receiver', value: 'to ledger' });
     expect((await stateWith('mixed-receiver', (state) => state.items.length > 0)).items).toEqual(['to ledger']);
     expect((await api.read('mixed-sender'))?.items).toEqual(['forwarded:to Ledger']);

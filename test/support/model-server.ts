@@ -23,6 +23,7 @@ export interface RecordedRequest {
   query: URLSearchParams;
   headers: http.IncomingHttpHeaders;
   body: ChatRequestBody;
+  /** Epoch milliseconds, fractional (performance clock), so phase timings below 1 ms are visible. */
   receivedAt: number;
 }
 
@@ -95,7 +96,7 @@ export async function startModelServer(defaultBehaviour: Behaviour = { reply: (r
         res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'bad json' } }));
         return;
       }
-      const recorded: RecordedRequest = { method: req.method ?? "POST", path: url.pathname, query: url.searchParams, headers: req.headers, body, receivedAt: Date.now() };
+      const recorded: RecordedRequest = { method: req.method ?? "POST", path: url.pathname, query: url.searchParams, headers: req.headers, body, receivedAt: performance.timeOrigin + performance.now() };
       requests.push(recorded);
       for (const w of waiters.filter((w) => requests.length >= w.count)) {
         waiters.splice(waiters.indexOf(w), 1);
@@ -179,7 +180,7 @@ async function respond(b: Behaviour, request: RecordedRequest, req: http.Incomin
 
 function completionBody(choices: unknown[], request: RecordedRequest, usage: { prompt: number; completion: number }) {
   return {
-    id: `chatcmpl-${request.receivedAt}`,
+    id: `chatcmpl-${Math.round(request.receivedAt)}`,
     object: 'chat.completion',
     created: Math.floor(request.receivedAt / 1000),
     model: request.body.model ?? 'scripted',
@@ -190,7 +191,7 @@ function completionBody(choices: unknown[], request: RecordedRequest, usage: { p
 
 async function streamChunks(b: { stream: string[]; chunkDelayMs?: number; failAfterChunks?: number; endWithoutFinish?: boolean }, request: RecordedRequest, res: http.ServerResponse) {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  const base = { id: `chatcmpl-${request.receivedAt}`, object: 'chat.completion.chunk', created: Math.floor(request.receivedAt / 1000), model: request.body.model ?? 'scripted' };
+  const base = { id: `chatcmpl-${Math.round(request.receivedAt)}`, object: 'chat.completion.chunk', created: Math.floor(request.receivedAt / 1000), model: request.body.model ?? 'scripted' };
   for (const [i, piece] of b.stream.entries()) {
     if (b.failAfterChunks !== undefined && i >= b.failAfterChunks) {
       res.socket?.destroy();
