@@ -8,8 +8,10 @@
  *   npm run bench                # everything (about 6-10 minutes with both runtimes)
  *   npm run bench -- --quick     # fewer samples, for a smoke run
  *   npm run bench -- --only=cost,scale   # some sections: ask, turn, storage, scale, growth, cost
+ *   npm run bench -- --runtime=real --host-json='{"extensions":{"durableTask":{"maxEntityOperationBatchSize":16}}}'
+ *                                # one runtime; host.json settings merged into the Functions host's package
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -24,6 +26,8 @@ const quick = process.argv.includes('--quick');
 const SECTIONS = ['ask', 'turn', 'storage', 'scale', 'growth', 'cost'] as const;
 const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const selected = new Set<string>(onlyArg === undefined ? SECTIONS : onlyArg.split(','));
+const runtimeArg = process.argv.find((a) => a.startsWith('--runtime='))?.slice('--runtime='.length);
+const hostJsonArg = process.argv.find((a) => a.startsWith('--host-json='))?.slice('--host-json='.length);
 const scale = (n: number) => (quick ? Math.max(10, Math.round(n / 5)) : n);
 const MODEL_LATENCY_MS = 50;
 const BUDGET = 4000;
@@ -62,6 +66,48 @@ async function peakMemoryMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
   return kb / 1024;
+}
+
+/** CPU time (user + system) used so far by a process and (unless `alone`) each of its descendants, in ms, by pid. */
+async function cpuMsByProcess(rootPid: number, alone = false): Promise<Map<number, { name: string; ms: number }>> {
+  const { readdir } = await import('node:fs/promises');
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const stats = new Map<number, { ppid: number; name: string; ms: number }>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const close = stat.lastIndexOf(')');
+    if (close < 0) continue;
+    const fields = stat.slice(close + 2).split(' ');
+    stats.set(Number(entry), { name: stat.slice(stat.indexOf('(') + 1, close), ppid: Number(fields[1]), ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond });
+  }
+  const tree = new Map<number, { name: string; ms: number }>();
+  const visit = (pid: number) => {
+    const stat = stats.get(pid);
+    if (stat === undefined) return;
+    tree.set(pid, { name: stat.name, ms: stat.ms });
+    if (!alone) for (const [child, s] of stats) if (s.ppid === pid) visit(child);
+  };
+  visit(rootPid);
+  return tree;
+}
+
+/** CPU ms per process name over `fn`, for the runtime's process tree, Azurite and this bench. */
+async function cpuDuring<T>(app: Bench, fn: () => Promise<T>): Promise<[Record<string, number>, T]> {
+  // The bench process alone: the runtime and Azurite are its children.
+  const sample = () => Promise.all([cpuMsByProcess(app.t.host.pid), cpuMsByProcess(app.t.azurite.pid), cpuMsByProcess(process.pid, true)]);
+  const before = await sample();
+  const value = await fn();
+  const after = await sample();
+  const used: Record<string, number> = {};
+  const label = (i: number, name: string) => (i === 0 ? (name === 'node' || name === 'MainThread' ? 'runtime: node' : `runtime: ${name}`) : i === 1 ? 'Azurite' : 'bench, model server and storage meter');
+  after.forEach((tree, i) => {
+    for (const [pid, { name, ms }] of tree) {
+      const key = i === 0 && pid !== app.t.host.pid ? `runtime child: ${name}` : label(i, name);
+      used[key] = (used[key] ?? 0) + ms - (before[i]?.get(pid)?.ms ?? 0);
+    }
+  });
+  return [used, value];
 }
 
 // ---------- the app under test ----------
@@ -336,6 +382,7 @@ async function costGrowth(app: Bench) {
     const overhead: number[] = [];
     const beforeModel: number[] = [];
     const afterModel: number[] = [];
+    const [cpu] = await cpuDuring(app, async () => {
     for (let i = 0; i < turns; i++) {
       const start = performance.timeOrigin + performance.now();
       const asked = app.model.requests.length;
@@ -348,6 +395,7 @@ async function costGrowth(app: Bench) {
       beforeModel.push(arrived - start);
       afterModel.push(end - arrived - MODEL_LATENCY_MS);
     }
+    });
     total += turns * 2;
     const perTurn = storage.since(before);
     // What a waiting request's poll reads: the chat entity alone (a timestampUTC after every message).
@@ -370,6 +418,7 @@ async function costGrowth(app: Bench) {
       readPerPoll: perPoll.bytesReceived / polls,
       requestsPerPoll: perPoll.requests / polls,
       fullReadMs,
+      cpuPerTurn: Object.fromEntries(Object.entries(cpu).map(([name, msUsed]) => [name, msUsed / turns])),
       messages: total,
       ...entities,
     });
@@ -476,7 +525,8 @@ function report(all: Figures[]): void {
       ...costRows('storage per turn: requests / bytes written / bytes read', (r) => `${r.requestsPerTurn.toFixed(1)} / ${kib(r.writtenPerTurn)} / ${kib(r.readPerTurn)}`),
       ...costRows('one poll (GET newer than now): storage requests / bytes read', (r) => `${r.requestsPerPoll.toFixed(1)} / ${kib(r.readPerPoll)}`),
       ...costRows('chat entity state / largest page / pages', (r) => `${kib(r.chatBytes)} / ${kib(r.largestPageBytes)} / ${r.pages}`),
-      ...costRows('GET of the whole history', (r) => `${ms(r.fullReadMs)} (${r.messages} messages)`),
+      ...costRows('CPU per turn by process', (r) => Object.entries(r.cpuPerTurn).filter(([, x]) => x >= 0.05).map(([name, x]) => `${name} ${x.toFixed(1)} ms`).join('; ')),
+    ...costRows('GET of the whole history', (r) => `${ms(r.fullReadMs)} (${r.messages} messages)`),
       ...costRows('time to grow the chat to this size (model at 0 ms)', (r) => `${(r.seedMs / 1000).toFixed(1)} s`),
     ]);
   }
@@ -487,16 +537,31 @@ function report(all: Figures[]): void {
   ]);
 }
 
+function mergeJson(base: unknown, patch: unknown): unknown {
+  if (typeof base !== 'object' || base === null || typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
+  const merged: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(patch)) merged[key] = mergeJson(merged[key], value);
+  return merged;
+}
+
 async function main(): Promise<void> {
   console.log(`# npm run bench${quick ? ' --quick' : ''}`);
   console.log(`\nMachine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString()}`);
-  const runtimes: Runtime[] = [localRuntime()];
+  const runtimes: Runtime[] = runtimeArg === 'real' ? [] : [localRuntime()];
   const real = realHostSetup();
-  if (real.kind === 'unavailable') {
+  if (runtimeArg === 'local') {
+    // the local host only
+  } else if (real.kind === 'unavailable') {
     console.log(`\nThe Functions host is not measured: ${real.reason}.`);
   } else {
     const appRoot = path.join(REPO_ROOT, '.realhost', 'bench-app');
     stageRealHostPackage(appRoot);
+    if (hostJsonArg !== undefined) {
+      const hostJsonPath = path.join(appRoot, 'host.json');
+      const merged = mergeJson(JSON.parse(await readFile(hostJsonPath, 'utf8')), JSON.parse(hostJsonArg));
+      await writeFile(hostJsonPath, JSON.stringify(merged, null, 2));
+      console.log(`\nThe Functions host runs with host.json settings merged in: ${hostJsonArg}`);
+    }
     runtimes.push(realRuntime(appRoot));
   }
   console.log(`Runtimes, measured one after the other in this run: ${runtimes.map((r) => r.description).join('; ')}.`);

@@ -69,13 +69,16 @@ export class ChatService {
     this.ports.requireModel();
     // Checked before signalling: a 404 must mean the message was not stored (the entity would store it
     // if a pending create ran first).
-    if ((await this.ports.store.read(chatId)) === undefined) throw new ChatNotFoundError(chatId);
+    const before = await this.ports.store.read(chatId);
+    if (before === undefined) throw new ChatNotFoundError(chatId);
     const id = messageId ?? this.ports.newMessageId();
     const acceptedAt = new Date(this.ports.now() - 1).toISOString();
-    await this.ports.store.signal(chatId, { name: 'post', input: { messageId: id, message } });
+    const alreadyStored = hasMessage(before, id);
+    // A retry of a message already stored is answered from that read: no signal, no wait.
+    if (!alreadyStored) await this.ports.store.signal(chatId, { name: 'post', input: { messageId: id, message } });
     if (waitMs <= 0) return { status: 'pending', messageId: id, acceptedAt };
 
-    const state = await this.waitFor(chatId, (s) => s === undefined || hasMessage(s, id), waitMs);
+    const state = alreadyStored ? before : await this.waitFor(chatId, (s) => s === undefined || hasMessage(s, id), waitMs, { readAtOnce: false });
     if (state === undefined) throw new ChatNotFoundError(chatId);
     // A stored message's reply is stored with it; only a long wait behind many turns finds it paged out.
     const reply = replyTo(state, id) ?? (hasMessage(state, id) ? await findPagedReply(state, (n) => this.ports.store.readPage(chatId, n), id) : undefined);
@@ -106,16 +109,25 @@ export class ChatService {
    * pause that doubles up to the longest. A hint comes before the new state is committed, so the
    * pauses then start again from the shortest.
    */
-  private async waitFor(chatId: string, done: (state: ChatState | undefined) => boolean, timeoutMs: number): Promise<ChatState | undefined> {
+  private async waitFor(
+    chatId: string,
+    done: (state: ChatState | undefined) => boolean,
+    timeoutMs: number,
+    options: { readAtOnce: boolean } = { readAtOnce: true },
+  ): Promise<ChatState | undefined> {
     const { ports, policy } = this;
     const deadline = ports.now() + timeoutMs;
     let pauseMs = policy.firstPauseMs;
+    const pause = async (): Promise<void> => {
+      const hinted = await ports.changed(chatId, Math.max(0, Math.min(pauseMs, deadline - ports.now())));
+      pauseMs = hinted ? policy.firstPauseMs : Math.min(pauseMs * 2, policy.longestPauseMs);
+    };
+    // An operation just signalled cannot have run yet: the first read waits for a hint or a pause.
+    if (!options.readAtOnce) await pause();
     for (;;) {
       const state = await ports.store.read(chatId);
-      const remaining = deadline - ports.now();
-      if (done(state) || remaining <= 0) return state;
-      const hinted = await ports.changed(chatId, Math.min(pauseMs, remaining));
-      pauseMs = hinted ? policy.firstPauseMs : Math.min(pauseMs * 2, policy.longestPauseMs);
+      if (done(state) || deadline - ports.now() <= 0) return state;
+      await pause();
     }
   }
 }

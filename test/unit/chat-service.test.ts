@@ -134,6 +134,27 @@ describe('ChatService', () => {
     expect(await service.post('c', 'ignored', 'm0', 5_000)).toEqual({ status: 'replied', messageId: 'm0', reply: view.recentMessages[2]?.content });
   });
 
+  it('answers a retry of a stored message from its first read, without signalling again', async () => {
+    const memory = memoryStore(echo);
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    expect(await service.post('c', 'hello', 'k', 5_000)).toMatchObject({ status: 'replied', reply: 're: hello' });
+    const signals = memory.signals.length;
+    expect(await service.post('c', 'hello', 'k', 5_000)).toEqual({ status: 'replied', messageId: 'k', reply: 're: hello' });
+    expect(memory.signals).toHaveLength(signals);
+  });
+
+  it('reads the chat twice for a post whose entity hints its change: the existence check and the reply', async () => {
+    const memory = memoryStore(echo);
+    let reads = 0;
+    const counted = { ...memory, store: { ...memory.store, read: (chatId: string) => (reads++, memory.store.read(chatId)) } };
+    const service = serviceOver(counted);
+    await service.create('c', {});
+    reads = 0;
+    await service.post('c', 'hello', 'k2', 5_000);
+    expect(reads).toBe(2);
+  });
+
   it('deletes a chat, and then it is not found', async () => {
     const memory = memoryStore(echo);
     const service = serviceOver(memory);
