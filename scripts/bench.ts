@@ -16,14 +16,16 @@ import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { countMessageTokens, REPLY_PRIMING_TOKENS } from '../src/chat/tokens';
+import { TURN_STREAM_TABLE } from '../src/storage/turnStreamTable';
 import { startTestApp, type TestApp } from '../test/support/app';
 import { REPO_ROOT } from '../test/support/host';
 import { lastUserContent, type ModelServer, type RecordedRequest } from '../test/support/model-server';
+import { sseEvents } from '../test/support/sse';
 import { localRuntime, realHostSetup, realRuntime, type Runtime } from '../test/support/runtimes';
 import { stageRealHostPackage } from '../test/support/stage-real-host';
 
 const quick = process.argv.includes('--quick');
-const SECTIONS = ['ask', 'turn', 'storage', 'scale', 'growth', 'cost'] as const;
+const SECTIONS = ['ask', 'turn', 'storage', 'scale', 'growth', 'cost', 'stream'] as const;
 const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const selected = new Set<string>(onlyArg === undefined ? SECTIONS : onlyArg.split(','));
 const runtimeArg = process.argv.find((a) => a.startsWith('--runtime='))?.slice('--runtime='.length);
@@ -167,6 +169,14 @@ class Bench {
       largestPageBytes = Math.max(largestPageBytes, Buffer.byteLength(await read('chatHistoryPage', `${chatId}~${n}`)));
     });
     return { chatBytes: Buffer.byteLength(chat), largestPageBytes, pages };
+  }
+  /** How many stream records a turn left in the stream table (read directly from Azurite). */
+  async streamRecords(chatId: string, messageId: string): Promise<number> {
+    const { TableClient } = await import('@azure/data-tables');
+    const client = TableClient.fromConnectionString(this.t.azurite.connectionString, TURN_STREAM_TABLE, { allowInsecureConnection: true });
+    let count = 0;
+    for await (const _row of client.listEntities({ queryOptions: { filter: `PartitionKey eq '${chatId}' and RowKey gt '${messageId}~' and RowKey lt '${messageId}\x7f'` } })) count++;
+    return count;
   }
   async turnsDone(since: number, count: number, chatIds: string[], messagesEach: number): Promise<void> {
     await this.model.waitForRequests(since + count, 180_000);
@@ -426,6 +436,67 @@ async function costGrowth(app: Bench) {
   return { turns, results };
 }
 
+/**
+ * Streamed turns: time to the first delta through the app against a direct streaming call to the
+ * same model (both with a model that takes MODEL_TTFT_MS to its first token), and a 1,000-token
+ * reply end to end against the model's own duration, with the stream records it wrote.
+ */
+const MODEL_TTFT_MS = 100;
+async function streamedTurns(app: Bench) {
+  const chatId = 'stream-bench';
+  await app.put(chatId);
+  const direct = new OpenAI({ baseURL: app.model.baseURL, apiKey: 'x', maxRetries: 0 });
+  const shortReply = { stream: Array.from({ length: 20 }, (_, i) => `word${i} `), chunkDelayMs: 5, firstChunkDelayMs: MODEL_TTFT_MS };
+  const directFirst = async () => {
+    const start = performance.now();
+    const stream = await direct.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'ping' }], stream: true });
+    let first = Number.NaN;
+    for await (const chunk of stream) if (Number.isNaN(first) && (chunk.choices[0]?.delta.content ?? '') !== '') first = performance.now() - start;
+    return first;
+  };
+  let n = 0;
+  const appTurn = async (): Promise<{ first: number; total: number; messageId: string }> => {
+    const messageId = `s-bench-${n++}`;
+    const start = performance.now();
+    const response = await fetch(app.url(`/api/chats/${chatId}`), { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', 'Idempotency-Key': messageId }, body: JSON.stringify({ message: `turn ${n}` }) });
+    if (response.status !== 200) throw new Error(`${app.name}: streamed POST answered ${response.status}: ${await response.text()}`);
+    let first = Number.NaN;
+    let last = '';
+    for await (const e of sseEvents(response)) {
+      if (Number.isNaN(first) && e.event === 'delta') first = performance.now() - start;
+      last = e.event;
+    }
+    if (last !== 'done') throw new Error(`${app.name}: a streamed turn ended with '${last}'`);
+    return { first, total: performance.now() - start, messageId };
+  };
+  const samples = scale(40);
+  const directTimes: number[] = [];
+  const appTimes: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    app.model.setDefault(shortReply);
+    await directFirst();
+    await appTurn();
+  }
+  for (let i = 0; i < samples; i++) {
+    app.model.setDefault(shortReply);
+    directTimes.push(await directFirst());
+    appTimes.push((await appTurn()).first);
+  }
+  // A 1,000-token reply, a token every 5 ms.
+  const longReply = { stream: Array.from({ length: 1_000 }, (_, i) => `t${i % 10} `), chunkDelayMs: 5, firstChunkDelayMs: MODEL_TTFT_MS };
+  app.model.setDefault(longReply);
+  const [modelMs] = await timed(async () => {
+    const stream = await direct.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'long' }], stream: true });
+    for await (const _chunk of stream) {
+      // drained
+    }
+  });
+  const long = await appTurn();
+  const records = await app.streamRecords(chatId, long.messageId);
+  app.model.setDefault({ reply: 'ok' });
+  return { samples, direct: summary(directTimes), app: summary(appTimes), overhead: summary(appTimes.map((t, i) => t - (directTimes[i] ?? 0))), long: { modelMs, appMs: long.total, firstMs: long.first, records } };
+}
+
 interface Figures {
   runtime: Runtime;
   ask?: Awaited<ReturnType<typeof askOverhead>>;
@@ -434,6 +505,7 @@ interface Figures {
   scale?: Awaited<ReturnType<typeof scaleAcrossChats>>;
   growth?: Awaited<ReturnType<typeof promptGrowthAndReads>>;
   cost?: Awaited<ReturnType<typeof costGrowth>>;
+  stream?: Awaited<ReturnType<typeof streamedTurns>>;
   memoryMiB: { runtime: number; azurite: number };
 }
 
@@ -448,8 +520,9 @@ async function measure(runtime: Runtime): Promise<Figures> {
     const scaleFigures = await run('scale', scaleAcrossChats);
     const growth = await run('growth', promptGrowthAndReads);
     const cost = await run('cost', costGrowth);
+    const stream = await run('stream', streamedTurns);
     const memoryMiB = { runtime: await peakMemoryMiB(app.t.host.pid), azurite: await peakMemoryMiB(app.t.azurite.pid) };
-    return { runtime, memoryMiB, ...(ask && { ask }), ...(turn && { turn }), ...(storage && { storage }), ...(scaleFigures && { scale: scaleFigures }), ...(growth && { growth }), ...(cost && { cost }) };
+    return { runtime, memoryMiB, ...(ask && { ask }), ...(turn && { turn }), ...(storage && { storage }), ...(scaleFigures && { scale: scaleFigures }), ...(growth && { growth }), ...(cost && { cost }), ...(stream && { stream }) };
   } finally {
     await app.t.stop();
   }
@@ -528,6 +601,16 @@ function report(all: Figures[]): void {
       ...costRows('CPU per turn by process', (r) => Object.entries(r.cpuPerTurn).filter(([, x]) => x >= 0.05).map(([name, x]) => `${name} ${x.toFixed(1)} ms`).join('; ')),
     ...costRows('GET of the whole history', (r) => `${ms(r.fullReadMs)} (${r.messages} messages)`),
       ...costRows('time to grow the chat to this size (model at 0 ms)', (r) => `${(r.seedMs / 1000).toFixed(1)} s`),
+    ]);
+  }
+
+  if (a0.stream !== undefined) {
+    table(`streamed chat turns (Accept: text/event-stream; the model takes ${MODEL_TTFT_MS} ms to its first token; ${a0.stream.samples} turns, each beside a direct streaming call)`, ['figure', ...names], [
+      ['time to first delta, direct call to the model p50 / p99', ...each((f) => `${ms(f.stream!.direct.p50)} / ${ms(f.stream!.direct.p99)}`)],
+      ['time to first delta through the app (POST → first delta event) p50 / p99', ...each((f) => `${ms(f.stream!.app.p50)} / ${ms(f.stream!.app.p99)}`)],
+      ['the app\'s addition (through the app − direct) p50 / p99', ...each((f) => `${ms(f.stream!.overhead.p50)} / ${ms(f.stream!.overhead.p99)}`)],
+      ['1,000-token reply: model alone / through the app end to end', ...each((f) => `${ms(f.stream!.long.modelMs)} / ${ms(f.stream!.long.appMs)} (${(f.stream!.long.appMs / f.stream!.long.modelMs).toFixed(2)}×)`)],
+      ['1,000-token reply: stream records written (one storage write each)', ...each((f) => String(f.stream!.long.records))],
     ]);
   }
 

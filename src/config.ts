@@ -43,6 +43,11 @@ const settingsSchema = z.object({
   CHAT_HISTORY_PAGE_BYTES: integerSetting(24 * 1024, 1024, 4 * 1024 * 1024),
   MAX_BODY_BYTES: integerSetting(256 * 1024, 1024, 64 * 1024 * 1024),
   MAX_MESSAGE_CHARS: integerSetting(32_000, 1, 10_000_000),
+  // The task hub's storage account, which also carries streamed turns (chat replies as they are generated).
+  AzureWebJobsStorage: optionalText,
+  AzureWebJobsStorage__tableServiceUri: optionalUrl,
+  AzureWebJobsStorage__accountName: optionalText,
+  AzureWebJobsStorage__clientId: optionalText,
 });
 
 type Settings = z.infer<typeof settingsSchema>;
@@ -71,8 +76,15 @@ export interface ModelSettings {
   tokenLimitParameter: 'max_completion_tokens' | 'max_tokens';
 }
 
+/** Where streamed turns are published: the AzureWebJobsStorage account's Table service. */
+export type StreamStorage =
+  | { kind: 'connectionString'; connectionString: string }
+  | { kind: 'identity'; tableServiceUri: string; managedIdentityClientId: string | undefined }
+  | undefined;
+
 export interface AppConfig {
   model: ModelSettings;
+  streamStorage: StreamStorage;
   chat: { historyTokenBudget: number; replyWaitSeconds: number; historyPageBytes: number };
   limits: { maxBodyBytes: number; maxMessageChars: number };
 }
@@ -86,6 +98,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
   }
   const s: Settings = parsed.data;
   return {
+    streamStorage: streamStorage(s),
     model: {
       endpoint: modelEndpoint(s),
       timeoutMs: s.MODEL_TIMEOUT_MS,
@@ -98,6 +111,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     chat: { historyTokenBudget: s.CHAT_HISTORY_TOKEN_BUDGET, replyWaitSeconds: s.CHAT_REPLY_WAIT_SECONDS, historyPageBytes: s.CHAT_HISTORY_PAGE_BYTES },
     limits: { maxBodyBytes: s.MAX_BODY_BYTES, maxMessageChars: s.MAX_MESSAGE_CHARS },
   };
+}
+
+// As the Functions host reads AzureWebJobsStorage: a connection string, or identity-based settings.
+function streamStorage(s: Settings): StreamStorage {
+  if (s.AzureWebJobsStorage !== undefined) return { kind: 'connectionString', connectionString: s.AzureWebJobsStorage };
+  const tableServiceUri = s.AzureWebJobsStorage__tableServiceUri ?? (s.AzureWebJobsStorage__accountName === undefined ? undefined : `https://${s.AzureWebJobsStorage__accountName}.table.core.windows.net`);
+  return tableServiceUri === undefined ? undefined : { kind: 'identity', tableServiceUri, managedIdentityClientId: s.AzureWebJobsStorage__clientId };
 }
 
 // Azure OpenAI wins when both are set: it is what `azd up` provisions.

@@ -22,6 +22,7 @@ const messageSchema = z.object({
   error: z.string().optional(),
   errorCode: z.string().optional(),
   tokens: count,
+  streamAttempt: z.string().optional(),
 });
 
 const chatV1Schema = z.object({
@@ -46,6 +47,7 @@ const chatV2Schema = z
     pagedMessages: count,
     unconfirmedPages: z.array(z.object({ page: count, firstIndex: count })),
     recentMessageIds: z.array(z.string()),
+    streamedTurn: z.string().optional(),
   })
   .refine((s) => s.recent.length <= s.totalMessages && s.pagedMessages <= s.totalMessages, 'recent and paged messages must be part of the history');
 

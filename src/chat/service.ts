@@ -5,10 +5,11 @@
  */
 import { ChatNotFoundError, ModelFailedError, ModelTimeoutError } from '../errors';
 import { findPagedReply, readMessages, type HistoryPage } from './history';
-import { hasMessage, replyTo, type ChatState, type CreateInput, type PostInput } from './state';
+import { tailTurn, type StreamPosition, type TurnEvent, type TurnStreamStore } from './turnStream';
+import { hasMessage, replyTo, type ChatMessage, type ChatState, type CreateInput, type PostInput } from './state';
 import { toChatView, type ChatView } from './view';
 
-export type ChatOperation = { name: 'create'; input: CreateInput } | { name: 'post'; input: PostInput } | { name: 'delete' };
+export type ChatOperation = { name: 'create'; input: CreateInput } | { name: 'post'; input: PostInput & { stream?: boolean } } | { name: 'delete' };
 
 /** Where chats live: the chat entities and their history pages (their durable client in production). */
 export interface ChatStore {
@@ -20,8 +21,9 @@ export interface ChatStore {
 export interface ChatServicePorts {
   store: ChatStore;
   /**
-   * Resolves true as soon as the chat may have changed, false after `timeoutMs`. A hint only: the
-   * state is re-read either way, so a port that always sleeps out the timeout is correct too.
+   * Resolves true as soon as the chat may have something new to read (in production: a streamed
+   * turn's records were stored in this process), false after `timeoutMs`. A hint only: everything
+   * is re-read either way, so a port that always sleeps out the timeout is correct too.
    */
   changed(chatId: string, timeoutMs: number): Promise<boolean>;
   /** Epoch milliseconds. */
@@ -29,6 +31,8 @@ export interface ChatServicePorts {
   /** Throws (503) when no model is configured, so a post is refused before it is stored. */
   requireModel(): void;
   newMessageId(): string;
+  /** Where streamed turns are published; without it a streamed post gets its reply when the turn is done. */
+  streams?: TurnStreamStore | undefined;
 }
 
 export interface WaitPolicy {
@@ -80,14 +84,39 @@ export class ChatService {
 
     const state = alreadyStored ? before : await this.waitFor(chatId, (s) => s === undefined || hasMessage(s, id), waitMs, { readAtOnce: false });
     if (state === undefined) throw new ChatNotFoundError(chatId);
-    // A stored message's reply is stored with it; only a long wait behind many turns finds it paged out.
-    const reply = replyTo(state, id) ?? (hasMessage(state, id) ? await findPagedReply(state, (n) => this.ports.store.readPage(chatId, n), id) : undefined);
+    const reply = await this.replyOf(chatId, state, id);
     if (reply === undefined) return { status: 'pending', messageId: id, acceptedAt };
     if (reply.status === 'failed') {
       const text = `The reply to message '${id}' failed: ${reply.error ?? 'model error'}`;
       throw reply.errorCode === 'model_timeout' ? new ModelTimeoutError(text) : new ModelFailedError(text);
     }
     return { status: 'replied', messageId: id, reply: reply.content };
+  }
+
+  /**
+   * Stores a user message (once per message id) and streams its turn: the stored user message, the
+   * reply as it is generated, then the stored reply or the failed-turn record. `from` resumes a
+   * stream a client lost. Refusals (404, 503) are thrown before anything streams.
+   */
+  async streamPost(chatId: string, message: string, messageId: string | undefined, from: StreamPosition | undefined): Promise<{ messageId: string; events: AsyncIterable<TurnEvent> }> {
+    this.ports.requireModel();
+    const before = await this.ports.store.read(chatId);
+    if (before === undefined) throw new ChatNotFoundError(chatId);
+    const id = messageId ?? this.ports.newMessageId();
+    if (!hasMessage(before, id)) await this.ports.store.signal(chatId, { name: 'post', input: { messageId: id, message, stream: true } });
+    const { store, streams, changed, now } = this.ports;
+    const events = tailTurn(
+      {
+        readRecords: async (afterKey) => (streams === undefined ? [] : streams.readAfter(chatId, id, afterKey)),
+        readChat: () => store.read(chatId),
+        findReply: (state) => this.replyOf(chatId, state, id),
+        changed: (timeoutMs) => changed(chatId, timeoutMs),
+        now,
+      },
+      id,
+      from,
+    );
+    return { messageId: id, events };
   }
 
   async view(chatId: string, newerThanMs: number | undefined): Promise<ChatView> {
@@ -101,6 +130,11 @@ export class ChatService {
     if ((await this.ports.store.read(chatId)) === undefined) throw new ChatNotFoundError(chatId);
     await this.ports.store.signal(chatId, { name: 'delete' });
     return (await this.waitFor(chatId, (s) => s === undefined, this.policy.deleteWaitMs)) === undefined ? 'deleted' : 'deleting';
+  }
+
+  /** The reply to `messageId` if its turn is done: stored with the message, so in `recent` unless a long wait let it be paged out. */
+  private async replyOf(chatId: string, state: ChatState, messageId: string): Promise<ChatMessage | undefined> {
+    return replyTo(state, messageId) ?? (hasMessage(state, messageId) ? findPagedReply(state, (n) => this.ports.store.readPage(chatId, n), messageId) : undefined);
   }
 
   /**

@@ -27,6 +27,8 @@ export interface ChatMessage {
   errorCode?: string;
   /** Tokens this message costs in a prompt, counted once when stored. */
   tokens: number;
+  /** Assistant messages of a streamed turn: the attempt whose text was published (chat/turnStream.ts). */
+  streamAttempt?: string;
 }
 
 export const CHAT_SCHEMA_VERSION = 2;
@@ -61,13 +63,39 @@ export interface ChatState {
   unconfirmedPages: UnconfirmedPage[];
   /** The newest user message ids, oldest first: a post with one of them is a retry. */
   recentMessageIds: string[];
+  /** The message whose turn was streamed last: its stream records are removed by the next turn. */
+  streamedTurn?: string;
 }
 
 /** How many user message ids a chat remembers for recognising retries. */
 export const REMEMBERED_MESSAGE_IDS = 100;
 
+/** The turn a model call answers. */
+export interface TurnStart {
+  messageId: string;
+  userCreatedAt: string;
+}
+
+export interface TurnReply {
+  text: string;
+  totalTokens: number;
+  /** Set when the reply was streamed (published under this attempt). */
+  streamAttempt?: string;
+}
+
 /** What a turn needs from a model: the prompt in, the reply text and token usage out. */
-export type TurnModel = (prompt: PromptMessage[]) => Promise<{ text: string; totalTokens: number }>;
+export type TurnModel = (prompt: PromptMessage[], turn: TurnStart) => Promise<TurnReply>;
+
+/** A streamed turn that failed after part of its reply was published: the record keeps that part. */
+export class StreamedTurnError extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly partialText: string,
+    readonly streamAttempt: string,
+  ) {
+    super(cause instanceof Error ? cause.message : 'The model stream failed.', { cause });
+  }
+}
 
 export const DEFAULT_INSTRUCTIONS = 'You are a helpful assistant.';
 
@@ -168,14 +196,18 @@ export async function postMessage(
   let reply: Omit<ChatMessage, 'createdAt'>;
   let usage = 0;
   try {
-    const completion = await model(prompt);
+    const completion = await model(prompt, { messageId: input.messageId, userCreatedAt: userMessage.createdAt });
     usage = completion.totalTokens;
     reply = { id: replyId(input.messageId), role: 'assistant', content: completion.text, replyTo: input.messageId, tokens: countMessageTokens(completion.text) };
-  } catch (err) {
+    if (completion.streamAttempt !== undefined) reply.streamAttempt = completion.streamAttempt;
+  } catch (thrown) {
     // The SDK keeps no record of a thrown operation, so a failure becomes data the client can see.
+    const streamed = thrown instanceof StreamedTurnError ? thrown : undefined;
+    const err = streamed?.cause ?? thrown;
     const message = err instanceof Error ? err.message : 'The model call failed.';
     const code = err instanceof AppError ? err.code : 'model_failed';
-    reply = { id: replyId(input.messageId), role: 'assistant', content: '', replyTo: input.messageId, status: 'failed', error: message, errorCode: code, tokens: 0 };
+    reply = { id: replyId(input.messageId), role: 'assistant', content: streamed?.partialText ?? '', replyTo: input.messageId, status: 'failed', error: message, errorCode: code, tokens: 0 };
+    if (streamed !== undefined) reply.streamAttempt = streamed.streamAttempt;
   }
   const replyAt = latest(withUser, options.now());
   return {

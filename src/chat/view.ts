@@ -1,8 +1,8 @@
 /** The chat as clients see it (the seed's field names). */
 import type { ChatMessage, ChatState } from './state';
 
-/** A message as clients see it: without the internal token count and error code. */
-export type ChatMessageView = Omit<ChatMessage, 'tokens' | 'errorCode'>;
+/** A message as clients see it: without the internal token count, error code and stream attempt. */
+export type ChatMessageView = Omit<ChatMessage, 'tokens' | 'errorCode' | 'streamAttempt'>;
 
 export interface ChatView {
   id: string;

@@ -3,7 +3,7 @@ import { app } from '@azure/functions';
 import { z } from 'zod';
 import { getConfig } from '../config';
 import { handleErrors, textResponse } from '../http/respond';
-import { completionEventStream } from '../http/sse';
+import { completionEventStream, EVENT_STREAM_HEADERS, wantsEventStream } from '../http/sse';
 import { jsonBodyReader, textField } from '../http/input';
 import { getModelClient, type ModelClient } from '../model';
 
@@ -21,15 +21,11 @@ export function askHandler(getModel: () => ModelClient = getModelClient) {
     if (wantsEventStream(request.headers.get('accept'))) {
       // Errors before the first byte (throttling, no model...) still get their status codes.
       const chunks = await getModel().stream({ messages });
-      return { status: 200, headers: { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' }, body: completionEventStream(chunks) };
+      return { status: 200, headers: EVENT_STREAM_HEADERS, body: completionEventStream(chunks) };
     }
     const completion = await getModel().complete({ messages });
     return textResponse(200, completion.text);
   });
-}
-
-function wantsEventStream(accept: string | null): boolean {
-  return accept !== null && accept.split(',').some((type) => type.trim().toLowerCase().startsWith('text/event-stream'));
 }
 
 app.http('ask', { route: 'ask', methods: ['POST'], authLevel: 'function', handler: askHandler() });

@@ -9,17 +9,19 @@ import type { EntityContext } from 'durable-functions';
 import { z } from 'zod';
 import { confirmPage, cutPages, type PagingLimits } from '../chat/history';
 import { isCurrentSchema, parseChatState, parseHistoryPage } from '../chat/schema';
-import { createOrUpdate, postMessage, type ChatState } from '../chat/state';
+import { createOrUpdate, hasMessage, postMessage, type ChatState, type TurnModel } from '../chat/state';
+import { newAttemptId, streamingTurnModel, TurnStreamPublisher } from '../chat/turnStream';
 import { getConfig } from '../config';
-import { announceChatChange } from '../durable/changeHints';
+import { announceTurnRecords } from '../storage/streamHints';
 import { CHAT_ENTITY_NAME, chatEntityId, HISTORY_PAGE_ENTITY_NAME, historyPageEntityId } from '../durable/chatEntityStore';
 import { decodeStorable, encodeStorable } from '../durable/storableJson';
 import { getModelClient } from '../model';
+import { getTurnStreamStore } from '../storage/turnStreamTable';
 
 /** Operation inputs, validated again here because they cross a storage boundary. */
 const chatOperations = {
   create: z.object({ instructions: z.string().optional() }),
-  post: z.object({ messageId: z.string().min(1), message: z.string() }),
+  post: z.object({ messageId: z.string().min(1), message: z.string(), stream: z.boolean().optional() }),
   pageStored: z.object({ page: z.number().int().nonnegative() }),
 };
 const pageOperations = {
@@ -45,14 +47,13 @@ export async function chatEntity(context: EntityContext<Stored>): Promise<void> 
   const state = decoded === undefined ? undefined : parseChatState(decoded, chatId);
   const limits = pagingLimits();
 
-  // One setState per operation, after the pages due are cut; and a hint to any waiter in this process.
+  // One setState per operation, after the pages due are cut.
   const save = (next: ChatState): void => {
     const paged = cutPages(next, limits);
     for (const page of paged.pages) context.df.signalEntity(historyPageEntityId(chatId, page.page), 'write', encodeStorable({ chatId, page }));
     if (paged.morePages) context.df.signalEntity(chatEntityId(chatId), 'continuePaging');
     if (paged.state === state && isCurrentSchema(decoded)) return;
     context.df.setState(encodeStorable(paged.state));
-    announceChatChange(chatId);
   };
   switch (operation) {
     case 'create': {
@@ -64,11 +65,22 @@ export async function chatEntity(context: EntityContext<Stored>): Promise<void> 
       // A post can race a delete; a deleted chat stays deleted.
       if (state === undefined) return;
       const input = chatOperations.post.parse(decodeStorable(context.df.getInput()));
-      const result = await postMessage(state, input, (prompt) => getModelClient().complete({ messages: prompt }), {
-        historyTokenBudget: limits.historyTokenBudget,
-        now: () => new Date(),
-      });
-      save(result.state);
+      if (hasMessage(state, input.messageId)) return;
+      const streams = getTurnStreamStore();
+      // A streamed post publishes its reply as it is generated (chat/turnStream.ts); a plain one does not.
+      const model: TurnModel =
+        input.stream === true && streams !== undefined
+          ? streamingTurnModel(
+              (prompt) => getModelClient().stream({ messages: prompt }),
+              (turn) => new TurnStreamPublisher(streams, chatId, turn.messageId, newAttemptId(Date.now()), () => announceTurnRecords(chatId)),
+            )
+          : (prompt) => getModelClient().complete({ messages: prompt });
+      // The previous streamed turn's records are no longer needed by anyone: its reply is stored.
+      const cleanup = state.streamedTurn === undefined ? undefined : streams?.deleteTurn(chatId, state.streamedTurn).catch(() => undefined);
+      const result = await postMessage(state, input, model, { historyTokenBudget: limits.historyTokenBudget, now: () => new Date() });
+      await cleanup;
+      const { streamedTurn: _previous, ...next } = result.state;
+      save(input.stream === true ? { ...next, streamedTurn: input.messageId } : next);
       return;
     }
     case 'pageStored': {
@@ -81,9 +93,9 @@ export async function chatEntity(context: EntityContext<Stored>): Promise<void> 
       if (state !== undefined) save(state);
       return;
     case 'delete':
+      if (state?.streamedTurn !== undefined) await getTurnStreamStore()?.deleteTurn(chatId, state.streamedTurn).catch(() => undefined);
       for (let page = 0; page < (state?.pageCount ?? 0); page++) context.df.signalEntity(historyPageEntityId(chatId, page), 'delete');
       context.df.destructOnExit();
-      announceChatChange(chatId);
       return;
     default:
       context.warn(`chat entity: unknown operation '${operation ?? ''}' ignored`);

@@ -9,12 +9,15 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ChatService } from '../chat/service';
 import { getConfig } from '../config';
-import { nextChatChange } from '../durable/changeHints';
+import { nextTurnRecords } from '../storage/streamHints';
 import { durableChatStore } from '../durable/chatEntityStore';
 import { BadRequestError } from '../errors';
 import { jsonBodyReader, parseChatId, parseTimestampUTC, textField } from '../http/input';
+import { parseStreamPosition } from '../chat/turnStream';
 import { handleErrors, jsonResponse, textResponse } from '../http/respond';
+import { EVENT_STREAM_HEADERS, turnEventStream, wantsEventStream } from '../http/sse';
 import { getModelClient } from '../model';
+import { getTurnStreamStore } from '../storage/turnStreamTable';
 
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
 // Reply ids are the message id + '.reply' and system messages are 's-<digits>' (chat/state.ts), so
@@ -29,10 +32,11 @@ export type ChatServiceFactory = (context: InvocationContext) => ChatService;
 export const durableChatService: ChatServiceFactory = (context) =>
   new ChatService({
     store: durableChatStore(df.getClient(context)),
-    changed: nextChatChange,
+    changed: nextTurnRecords,
     now: Date.now,
     requireModel: () => void getModelClient(),
     newMessageId: () => `m-${randomUUID()}`,
+    streams: getTurnStreamStore(),
   });
 
 function chatUrl(request: HttpRequest, chatId: string, timestampUTC?: string): string {
@@ -86,6 +90,11 @@ export function chatHandlers(service: ChatServiceFactory = durableChatService) {
       const waitSeconds = parseWaitSeconds(request, getConfig().chat.replyWaitSeconds);
       const body = await readPostBody(request);
       const messageId = parseIdempotencyKey(request) ?? body.messageId;
+      if (wantsEventStream(request.headers.get('accept'))) {
+        const from = parseStreamPosition(request.headers.get('last-event-id'));
+        const streamed = await service(context).streamPost(chatId, body.message, messageId, from);
+        return { status: 200, headers: { ...EVENT_STREAM_HEADERS, 'X-Message-Id': streamed.messageId }, body: turnEventStream(streamed.events) };
+      }
       const outcome = await service(context).post(chatId, body.message, messageId, waitSeconds * 1000);
       if (outcome.status === 'replied') return textResponse(200, outcome.reply, { 'X-Message-Id': outcome.messageId });
       return jsonResponse(

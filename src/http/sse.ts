@@ -3,6 +3,7 @@
  * `done` event with usage, or an `error` event (the JSON error body) if the model fails mid-stream.
  * Pull-based, so nothing is read from the model faster than the client takes it.
  */
+import type { TurnEvent } from '../chat/turnStream';
 import { AppError, ModelFailedError } from '../errors';
 import type { CompletionChunk } from '../model';
 
@@ -40,6 +41,39 @@ export function completionEventStream(chunks: AsyncIterable<CompletionChunk>): R
     },
     async cancel() {
       await iterator.return?.();
+    },
+  });
+}
+
+/** True when the client asked for Server-Sent Events. */
+export function wantsEventStream(accept: string | null): boolean {
+  return accept !== null && accept.split(',').some((type) => type.trim().toLowerCase().startsWith('text/event-stream'));
+}
+
+export const EVENT_STREAM_HEADERS = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' } as const;
+
+/** A streamed chat turn as SSE: every event with an `id:` a client can resume from (Last-Event-ID). */
+export function turnEventStream(events: AsyncIterable<TurnEvent>): ReadableStream<Uint8Array> {
+  const iterator = events[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await iterator.next();
+        if (next.done) {
+          controller.close();
+          return;
+        }
+        const e = next.value;
+        controller.enqueue(encoder.encode(e.event === 'ping' ? ': ping\n\n' : `id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`));
+      } catch (err) {
+        // The chat store failed while tailing: the client may resume from its last event id.
+        const failure = err instanceof AppError ? err : new ModelFailedError('The turn could not be followed.');
+        controller.enqueue(event('error', { error: { code: failure.code, message: failure.message } }));
+        controller.close();
+      }
+    },
+    async cancel() {
+      await iterator.return?.(undefined);
     },
   });
 }

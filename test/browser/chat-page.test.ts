@@ -100,7 +100,9 @@ describe('chat page', () => {
     await page.click('#send');
     const conversation = [instructionsEntry('You are a concise assistant.'), 'Hello!', replies['Hello!']!, 'What is a durable entity?', replies['What is a durable entity?']!];
     await waitForTexts(page, MESSAGES, conversation);
-    // From here on nothing is pending: watch for any further read of the chat while the ask runs.
+    // The streamed replies show before the turns' last read of the chat; once it is done, nothing is pending.
+    await waitForText(page, '#status', /up to date/);
+    // From here on: watch for any further read of the chat while the ask runs.
     const nextPoll = requestWithin((r) => r.method() === 'GET' && r.url().includes('/api/chats/'), 1_500);
     expect(t.model.requests.map(lastUserContent)).toEqual(['Hello!', 'What is a durable entity?']);
 
@@ -174,6 +176,24 @@ describe('chat page', () => {
     await waitForText(page, '#ask-status', /^Failed: 50\d .+/);
     expect(await page.textContent('#answer')).toBe('');
     expect(await page.getAttribute('#ask-status', 'class')).toContain('error');
+  });
+
+  it('shows a chat reply as it streams, before the model has finished, then the stored reply', async () => {
+    await openPage();
+    await openChat('browser-streamed-reply');
+    t.model.enqueue({ stream: ['Entities ', 'keep ', 'state ', 'durably.'], chunkDelayMs: 300 });
+    await page.fill('#message', 'What do entities do?');
+    await page.press('#message', 'Enter');
+    // One snapshot of the reply bubble, the moment the first text is shown in it.
+    const firstSight = await page.waitForFunction(() => {
+      const { document } = globalThis as unknown as PageGlobals;
+      const text = document.querySelector('#messages .message.assistant.streaming .text')?.textContent ?? '';
+      return text.includes('Entities') ? text : false;
+    });
+    expect(await firstSight.jsonValue()).not.toBe('Entities keep state durably.');
+    await waitForTexts(page, MESSAGES, [instructionsEntry(), 'What do entities do?', 'Entities keep state durably.']);
+    await waitForText(page, '#status', /up to date/);
+    expect(await page.locator('#messages .pending').count()).toBe(0);
   });
 
   it('shows markup in model output as literal text and never runs it', async () => {

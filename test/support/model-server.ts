@@ -43,7 +43,7 @@ export type Behaviour =
   | { emptyChoices: true; latencyMs?: number }
   | { reset: true; latencyMs?: number }
   | { hang: true }
-  | { stream: string[]; chunkDelayMs?: number; failAfterChunks?: number; endWithoutFinish?: boolean };
+  | { stream: string[]; chunkDelayMs?: number; firstChunkDelayMs?: number; failAfterChunks?: number; endWithoutFinish?: boolean };
 
 export interface ModelServer {
   /** OpenAI-style base URL, e.g. http://127.0.0.1:1234/v1 */
@@ -189,8 +189,10 @@ function completionBody(choices: unknown[], request: RecordedRequest, usage: { p
   };
 }
 
-async function streamChunks(b: { stream: string[]; chunkDelayMs?: number; failAfterChunks?: number; endWithoutFinish?: boolean }, request: RecordedRequest, res: http.ServerResponse) {
+async function streamChunks(b: { stream: string[]; chunkDelayMs?: number; firstChunkDelayMs?: number; failAfterChunks?: number; endWithoutFinish?: boolean }, request: RecordedRequest, res: http.ServerResponse) {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  // A model's time to first token.
+  if (b.firstChunkDelayMs) await delay(b.firstChunkDelayMs);
   const base = { id: `chatcmpl-${Math.round(request.receivedAt)}`, object: 'chat.completion.chunk', created: Math.floor(request.receivedAt / 1000), model: request.body.model ?? 'scripted' };
   for (const [i, piece] of b.stream.entries()) {
     if (b.failAfterChunks !== undefined && i >= b.failAfterChunks) {
