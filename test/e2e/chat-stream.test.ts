@@ -3,7 +3,9 @@
  * user message, the reply as the model generates it, then the stored reply; a client that loses the
  * connection resumes with Last-Event-ID and gets exactly the rest; faults end in defined events.
  */
+import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { TURN_STREAM_TABLE } from '../../src/storage/turnStreamTable';
 import { startTestApp, type TestApp } from '../support/app';
 import { lastUserContent } from '../support/model-server';
 import { pollUntil } from '../support/poll';
@@ -24,6 +26,13 @@ const streamPost = (id: string, message: string, headers: Record<string, string>
   fetch(t.url(`/api/chats/${id}`), { method: 'POST', headers: { ...json, Accept: 'text/event-stream', ...headers }, body: JSON.stringify({ message }), signal });
 const chat = async (id: string) =>
   (await (await fetch(t.url(`/api/chats/${id}`))).json()) as { recentMessages: { id: string; role: string; content: string; createdAt: string; status?: string; error?: string }[] };
+/** Rows the chat's turns left in the stream table (read from Azurite directly). */
+async function streamRecords(chatId: string): Promise<number> {
+  const client = TableClient.fromConnectionString(t.azurite.connectionString, TURN_STREAM_TABLE, { allowInsecureConnection: true });
+  let count = 0;
+  for await (const _row of client.listEntities({ queryOptions: { filter: `PartitionKey eq '${chatId}'` } })) count++;
+  return count;
+}
 const words = (n: number) => Array.from({ length: n }, (_, i) => `word${i} `);
 
 describe('streamed chat turns', () => {
@@ -121,6 +130,21 @@ describe('streamed chat turns', () => {
     // The second turn's user message is stored after the first reply.
     expect(Date.parse((b[0]!.data as { createdAt: string }).createdAt)).toBeGreaterThan(Date.parse((a.at(-1)!.data as { createdAt: string }).createdAt));
     expect((await chat('stream-queue')).recentMessages.map((m) => m.id)).toEqual(['q-1', 'q-1.reply', 'q-2', 'q-2.reply']);
+  });
+
+  it("keeps a turn's stream records only until the chat's next turn, and deletes them with the chat", async () => {
+    await put('stream-clean');
+    t.model.enqueue({ stream: words(5), chunkDelayMs: 5 });
+    await allEvents(await streamPost('stream-clean', 'one', { 'Idempotency-Key': 'clean-1' }));
+    expect(await streamRecords('stream-clean')).toBeGreaterThan(2); // start, text, end
+    // A plain turn next: the streamed turn's records go.
+    expect((await fetch(t.url('/api/chats/stream-clean'), { method: 'POST', headers: json, body: JSON.stringify({ message: 'two' }) })).status).toBe(200);
+    expect(await streamRecords('stream-clean')).toBe(0);
+    t.model.enqueue({ stream: words(5), chunkDelayMs: 5 });
+    await allEvents(await streamPost('stream-clean', 'three', { 'Idempotency-Key': 'clean-3' }));
+    expect(await streamRecords('stream-clean')).toBeGreaterThan(2);
+    expect([202, 204]).toContain((await fetch(t.url('/api/chats/stream-clean'), { method: 'DELETE' })).status);
+    await pollUntil('the stream records to be deleted with the chat', async () => ((await streamRecords('stream-clean')) === 0 ? true : undefined), 30_000, 50);
   });
 
   it('refuses a streamed post to an unknown chat with 404 JSON, before streaming', async () => {

@@ -201,11 +201,12 @@ describe.skipIf(skipReason !== undefined)(`predicted deployment: default paramet
     expect(d.appSettings.AZURE_CLIENT_ID).toBe(runtimeReference(d.identity, 'clientId'));
   });
 
-  it('gives settings that make src/config choose Azure OpenAI with the managed identity and no key', () => {
+  it('gives settings that make src/config choose Azure OpenAI with the managed identity and no key, and streamed turns the storage account by identity', () => {
     // Stand-ins for what Azure fills in at deployment time.
     const deployed: Record<string, string> = {
       [runtimeReference(d.openAi, 'endpoint')]: `https://${d.openAi.name}.openai.azure.com/`,
       [runtimeReference(d.identity, 'clientId')]: '99999999-8888-7777-6666-555555555555',
+      [runtimeReference(d.storage, 'primaryEndpoints.table')]: `https://${d.storage.name}.table.core.windows.net/`,
     };
     const environment: Record<string, string> = {};
     for (const [name, value] of Object.entries(d.appSettings)) {
@@ -217,6 +218,11 @@ describe.skipIf(skipReason !== undefined)(`predicted deployment: default paramet
       deployment: 'chat',
       apiVersion: expect.any(String),
       apiKey: undefined,
+      managedIdentityClientId: '99999999-8888-7777-6666-555555555555',
+    });
+    expect(loadConfig(environment).streamStorage).toEqual({
+      kind: 'identity',
+      tableServiceUri: `https://${d.storage.name}.table.core.windows.net/`,
       managedIdentityClientId: '99999999-8888-7777-6666-555555555555',
     });
   });

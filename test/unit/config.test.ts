@@ -11,6 +11,13 @@ describe('loadConfig', () => {
     expect(config.limits).toEqual({ maxBodyBytes: 262144, maxMessageChars: 32000 });
   });
 
+  it('finds the storage for streamed turns where the Functions host finds AzureWebJobsStorage: a connection string, or identity-based settings', () => {
+    expect(loadConfig({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' }).streamStorage).toEqual({ kind: 'connectionString', connectionString: 'UseDevelopmentStorage=true' });
+    expect(loadConfig({ AzureWebJobsStorage__accountName: 'acct', AzureWebJobsStorage__clientId: 'id-1' }).streamStorage).toEqual({ kind: 'identity', tableServiceUri: 'https://acct.table.core.windows.net', managedIdentityClientId: 'id-1' });
+    expect(loadConfig({ AzureWebJobsStorage__tableServiceUri: 'https://acct.table.core.windows.net/' }).streamStorage).toMatchObject({ kind: 'identity', managedIdentityClientId: undefined });
+    expect(loadConfig({}).streamStorage).toBeUndefined();
+  });
+
   it('treats empty strings as unset (the sample settings file lists them empty)', () => {
     expect(loadConfig({ AZURE_OPENAI_ENDPOINT: '', OPENAI_BASE_URL: ' ', MODEL_MAX_RETRIES: '' }).model).toMatchObject({ endpoint: undefined, maxRetries: 3 });
   });
