@@ -52,7 +52,6 @@ export class TurnStreamPublisher {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private writing: Promise<void> = Promise.resolve();
   private failed = false;
-  writes = 0;
 
   constructor(
     private readonly store: TurnStreamStore,
@@ -109,7 +108,6 @@ export class TurnStreamPublisher {
       if (this.failed) return;
       try {
         await this.store.append(this.chatId, this.messageId, records);
-        this.writes++;
         this.announce();
       } catch {
         this.failed = true;

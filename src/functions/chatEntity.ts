@@ -12,10 +12,10 @@ import { isCurrentSchema, parseChatState, parseHistoryPage } from '../chat/schem
 import { createOrUpdate, hasMessage, postMessage, type ChatState, type TurnModel } from '../chat/state';
 import { newAttemptId, streamingTurnModel, TurnStreamPublisher } from '../chat/turnStream';
 import { getConfig } from '../config';
-import { announceTurnRecords } from '../storage/streamHints';
 import { CHAT_ENTITY_NAME, chatEntityId, HISTORY_PAGE_ENTITY_NAME, historyPageEntityId } from '../durable/chatEntityStore';
 import { decodeStorable, encodeStorable } from '../durable/storableJson';
 import { getModelClient } from '../model';
+import { announceTurnRecords } from '../storage/streamHints';
 import { getTurnStreamStore } from '../storage/turnStreamTable';
 
 /** Operation inputs, validated again here because they cross a storage boundary. */
@@ -38,6 +38,16 @@ function pagingLimits(): PagingLimits {
 
 /** Entity states as stored: escaped where they hold characters storage cannot carry (durable/storableJson.ts). */
 type Stored = unknown;
+
+/** The model a turn calls: a streamed post publishes its reply as it is generated (chat/turnStream.ts), a plain one does not. */
+function turnModel(chatId: string, stream: boolean): TurnModel {
+  const streams = getTurnStreamStore();
+  if (!stream || streams === undefined) return (prompt) => getModelClient().complete({ messages: prompt });
+  return streamingTurnModel(
+    (prompt) => getModelClient().stream({ messages: prompt }),
+    (turn) => new TurnStreamPublisher(streams, chatId, turn.messageId, newAttemptId(Date.now()), () => announceTurnRecords(chatId)),
+  );
+}
 
 export async function chatEntity(context: EntityContext<Stored>): Promise<void> {
   const chatId = context.df.entityKey;
@@ -66,18 +76,9 @@ export async function chatEntity(context: EntityContext<Stored>): Promise<void> 
       if (state === undefined) return;
       const input = chatOperations.post.parse(decodeStorable(context.df.getInput()));
       if (hasMessage(state, input.messageId)) return;
-      const streams = getTurnStreamStore();
-      // A streamed post publishes its reply as it is generated (chat/turnStream.ts); a plain one does not.
-      const model: TurnModel =
-        input.stream === true && streams !== undefined
-          ? streamingTurnModel(
-              (prompt) => getModelClient().stream({ messages: prompt }),
-              (turn) => new TurnStreamPublisher(streams, chatId, turn.messageId, newAttemptId(Date.now()), () => announceTurnRecords(chatId)),
-            )
-          : (prompt) => getModelClient().complete({ messages: prompt });
       // The previous streamed turn's records are no longer needed by anyone: its reply is stored.
-      const cleanup = state.streamedTurn === undefined ? undefined : streams?.deleteTurn(chatId, state.streamedTurn).catch(() => undefined);
-      const result = await postMessage(state, input, model, { historyTokenBudget: limits.historyTokenBudget, now: () => new Date() });
+      const cleanup = state.streamedTurn === undefined ? undefined : getTurnStreamStore()?.deleteTurn(chatId, state.streamedTurn).catch(() => undefined);
+      const result = await postMessage(state, input, turnModel(chatId, input.stream === true), { historyTokenBudget: limits.historyTokenBudget, now: () => new Date() });
       await cleanup;
       const { streamedTurn: _previous, ...next } = result.state;
       save(input.stream === true ? { ...next, streamedTurn: input.messageId } : next);

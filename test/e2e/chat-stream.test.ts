@@ -147,6 +147,17 @@ describe('streamed chat turns', () => {
     await pollUntil('the stream records to be deleted with the chat', async () => ((await streamRecords('stream-clean')) === 0 ? true : undefined), 30_000, 50);
   });
 
+  it('keeps a stream open through seconds of silence: a turn queued behind a 6 s one', async () => {
+    await put('stream-silent');
+    t.model.enqueue({ stream: words(30), chunkDelayMs: 200 }, { stream: ['late ', 'but ', 'here'] });
+    const first = streamPost('stream-silent', 'long one', { 'Idempotency-Key': 'silent-1' }).then(allEvents);
+    await pollUntil('the first turn to be streaming', async () => (t.model.requests.some((r) => lastUserContent(r) === 'long one') ? true : undefined), 30_000, 20);
+    const second = await allEvents(await streamPost('stream-silent', 'queued one', { 'Idempotency-Key': 'silent-2' }));
+    expect(streamedText(second)).toBe('late but here');
+    expect(second.at(-1)).toMatchObject({ event: 'done' });
+    expect(streamedText(await first)).toBe(words(30).join(''));
+  });
+
   it('refuses a streamed post to an unknown chat with 404 JSON, before streaming', async () => {
     const response = await streamPost('stream-missing', 'hi');
     expect(response.status).toBe(404);
