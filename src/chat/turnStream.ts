@@ -229,17 +229,18 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
     resume = undefined;
   }
 
+  const failure = (code: string, message: string): TurnEvent => ({
+    event: 'error',
+    id: `${attempt ?? STORED_ATTEMPT}:done`,
+    data: { id: `${messageId}.reply`, createdAt: new Date(ports.now()).toISOString(), error: { code, message } },
+  });
+
   function* finish(state: ChatState, reply: ChatMessage): Generator<TurnEvent> {
     const user = state.recent.find((m) => m.role === 'user' && m.id === messageId) ?? { id: messageId, createdAt: reply.createdAt };
     const published = reply.streamAttempt ?? STORED_ATTEMPT;
-    const showing = attempt ?? resume?.attempt;
-    // Continue the text the client has if it is this reply's beginning; else start over.
-    if (showing !== published || (attempt === published && !reply.content.startsWith(text))) {
-      resume = undefined;
-      yield* begin(published, user);
-    } else if (attempt === undefined) {
-      yield* begin(published, user);
-    }
+    // Unless this reader is already showing the reply's attempt and its text is the reply's beginning,
+    // begin it: that continues a resumed client of the same attempt, and resets any other.
+    if (attempt !== published || !reply.content.startsWith(text)) yield* begin(published, user);
     if (reply.content.length > shown) yield { event: 'delta', id: `${published}:${reply.content.length}`, data: { text: reply.content.slice(shown) } };
     if (reply.status === 'failed') {
       yield { event: 'error', id: `${published}:done`, data: { id: reply.id, createdAt: reply.createdAt, error: { code: reply.errorCode ?? 'model_failed', message: reply.error ?? 'The model call failed.' } } };
@@ -279,7 +280,7 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
       lastChatRead = now;
       const state = await ports.readChat();
       if (state === undefined) {
-        yield { event: 'error', id: `${attempt ?? STORED_ATTEMPT}:done`, data: { id: `${messageId}.reply`, createdAt: new Date(now).toISOString(), error: { code: 'chat_not_found', message: 'The chat was deleted.' } } };
+        yield failure('chat_not_found', 'The chat was deleted.');
         return;
       }
       const reply = await ports.findReply(state);
@@ -289,7 +290,7 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
       }
     }
     if (now - start >= policy.maxDurationMs) {
-      yield { event: 'error', id: `${attempt ?? STORED_ATTEMPT}:done`, data: { id: `${messageId}.reply`, createdAt: new Date(now).toISOString(), error: { code: 'stream_timeout', message: 'The turn did not end in time; read the chat later.' } } };
+      yield failure('stream_timeout', 'The turn did not end in time; read the chat later.');
       return;
     }
     if (now - lastEvent >= policy.pingEveryMs) {

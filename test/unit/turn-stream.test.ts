@@ -121,6 +121,13 @@ describe('tailTurn', () => {
     expect(text(resumed)).toBe('second try');
   });
 
+  it('says reset to a client resuming another attempt after the records are gone', async () => {
+    const streams = memoryStreams(); // the next turn removed the records
+    const events = await tail(streams, () => chatWithReply({ content: 'second try', streamAttempt: 'a2' }), { attempt: 'a1', offset: 5 });
+    expect(events.map((e) => e.event)).toEqual(['reset', 'message', 'delta', 'done']);
+    expect(text(events)).toBe('second try');
+  });
+
   it('streams a turn that published nothing from the stored reply, and a failed turn as an error event', async () => {
     const streams = memoryStreams();
     const plain = await tail(streams, () => chatWithReply({ content: 'stored text' }));
