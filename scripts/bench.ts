@@ -16,11 +16,11 @@ import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { countMessageTokens, REPLY_PRIMING_TOKENS } from '../src/chat/tokens';
-import { TURN_STREAM_TABLE } from '../src/storage/turnStreamTable';
 import { startTestApp, type TestApp } from '../test/support/app';
 import { REPO_ROOT } from '../test/support/host';
 import { lastUserContent, type ModelServer, type RecordedRequest } from '../test/support/model-server';
 import { sseEvents } from '../test/support/sse';
+import { countStreamRecords, readStoredEntity } from '../test/support/stored';
 import { localRuntime, realHostSetup, realRuntime, type Runtime } from '../test/support/runtimes';
 import { stageRealHostPackage } from '../test/support/stage-real-host';
 
@@ -149,35 +149,26 @@ class Bench {
       if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
+  /** Stored sizes (bytes of JSON) of the chat entity and its largest history page, via the host's Durable HTTP API. */
+  async entitySizes(chatId: string): Promise<{ chatBytes: number; largestPageBytes: number; pages: number }> {
+    const read = async (name: string, key: string) => {
+      const stored = await readStoredEntity<{ pageCount: number }>(this.t, name, key);
+      if (stored === undefined) throw new Error(`${this.name}: entity ${name}/${key} does not exist`);
+      return stored;
+    };
+    const chat = await read('chat', chatId);
+    const pages = chat.state.pageCount;
+    let largestPageBytes = 0;
+    await inParallel(Array.from({ length: pages }, (_, n) => n), 8, async (n) => {
+      largestPageBytes = Math.max(largestPageBytes, (await read('chatHistoryPage', `${chatId}~${n}`)).bytes);
+    });
+    return { chatBytes: chat.bytes, largestPageBytes, pages };
+  }
   /**
    * Waits until the model has been asked `count` more times than `since` (each turn calls it once),
    * then until the chats hold their replies: no polling while the turns run, so the wait does not
    * load the machine it measures, on either runtime.
    */
-  /** Stored sizes (bytes of JSON) of the chat entity and its largest history page, via the host's Durable HTTP API. */
-  async entitySizes(chatId: string): Promise<{ chatBytes: number; largestPageBytes: number; pages: number }> {
-    const read = async (name: string, key: string) => {
-      const response = await fetch(`${this.t.host.url}/runtime/webhooks/durabletask/entities/${name}/${encodeURIComponent(key)}`, { headers: this.t.adminHeaders() });
-      const text = await response.text();
-      if (response.status !== 200) throw new Error(`${this.name}: reading entity ${name}/${key} answered ${response.status}`);
-      return text;
-    };
-    const chat = await read('chat', chatId);
-    const pages = (JSON.parse(chat) as { pageCount: number }).pageCount;
-    let largestPageBytes = 0;
-    await inParallel(Array.from({ length: pages }, (_, n) => n), 8, async (n) => {
-      largestPageBytes = Math.max(largestPageBytes, Buffer.byteLength(await read('chatHistoryPage', `${chatId}~${n}`)));
-    });
-    return { chatBytes: Buffer.byteLength(chat), largestPageBytes, pages };
-  }
-  /** How many stream records a turn left in the stream table (read directly from Azurite). */
-  async streamRecords(chatId: string, messageId: string): Promise<number> {
-    const { TableClient } = await import('@azure/data-tables');
-    const client = TableClient.fromConnectionString(this.t.azurite.connectionString, TURN_STREAM_TABLE, { allowInsecureConnection: true });
-    let count = 0;
-    for await (const _row of client.listEntities({ queryOptions: { filter: `PartitionKey eq '${chatId}' and RowKey gt '${messageId}~' and RowKey lt '${messageId}\x7f'` } })) count++;
-    return count;
-  }
   async turnsDone(since: number, count: number, chatIds: string[], messagesEach: number): Promise<void> {
     await this.model.waitForRequests(since + count, 180_000);
     await this.drain(chatIds, messagesEach);
@@ -492,7 +483,7 @@ async function streamedTurns(app: Bench) {
     }
   });
   const long = await appTurn();
-  const records = await app.streamRecords(chatId, long.messageId);
+  const records = await countStreamRecords(app.t, chatId, long.messageId);
   app.model.setDefault({ reply: 'ok' });
   return { samples, direct: summary(directTimes), app: summary(appTimes), overhead: summary(appTimes.map((t, i) => t - (directTimes[i] ?? 0))), long: { modelMs, appMs: long.total, firstMs: long.first, records } };
 }

@@ -3,13 +3,12 @@
  * user message, the reply as the model generates it, then the stored reply; a client that loses the
  * connection resumes with Last-Event-ID and gets exactly the rest; faults end in defined events.
  */
-import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TURN_STREAM_TABLE } from '../../src/storage/turnStreamTable';
 import { startTestApp, type TestApp } from '../support/app';
 import { lastUserContent } from '../support/model-server';
 import { pollUntil } from '../support/poll';
 import { allEvents, sseEvents, streamedText, type SseEvent } from '../support/sse';
+import { countStreamRecords } from '../support/stored';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -26,13 +25,7 @@ const streamPost = (id: string, message: string, headers: Record<string, string>
   fetch(t.url(`/api/chats/${id}`), { method: 'POST', headers: { ...json, Accept: 'text/event-stream', ...headers }, body: JSON.stringify({ message }), signal });
 const chat = async (id: string) =>
   (await (await fetch(t.url(`/api/chats/${id}`))).json()) as { recentMessages: { id: string; role: string; content: string; createdAt: string; status?: string; error?: string }[] };
-/** Rows the chat's turns left in the stream table (read from Azurite directly). */
-async function streamRecords(chatId: string): Promise<number> {
-  const client = TableClient.fromConnectionString(t.azurite.connectionString, TURN_STREAM_TABLE, { allowInsecureConnection: true });
-  let count = 0;
-  for await (const _row of client.listEntities({ queryOptions: { filter: `PartitionKey eq '${chatId}'` } })) count++;
-  return count;
-}
+const streamRecords = (chatId: string) => countStreamRecords(t, chatId);
 const words = (n: number) => Array.from({ length: n }, (_, i) => `word${i} `);
 
 describe('streamed chat turns', () => {

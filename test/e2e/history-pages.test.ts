@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app';
 import { lastUserContent } from '../support/model-server';
 import { pollUntil } from '../support/poll';
+import { readStoredEntity } from '../support/stored';
 
 interface ChatView {
   totalMessages: number;
@@ -35,14 +36,7 @@ const get = async (id: string, query = '') => {
   expect(response.status).toBe(200);
   return (await response.json()) as ChatView;
 };
-/** An entity's stored state through the host's Durable HTTP API, with its size in bytes; undefined when it does not exist. */
-async function storedEntity<T>(name: string, key: string): Promise<{ state: T; bytes: number } | undefined> {
-  const response = await fetch(`${t.host.url}/runtime/webhooks/durabletask/entities/${name}/${encodeURIComponent(key)}`, { headers: t.adminHeaders() });
-  const text = await response.text();
-  if (response.status === 404) return undefined;
-  expect(response.status, text).toBe(200);
-  return { state: JSON.parse(text) as T, bytes: Buffer.byteLength(text) };
-}
+const storedEntity = <T>(name: string, key: string) => readStoredEntity<T>(t, name, key);
 
 const message = (i: number) => `message ${i}: ${'the quick brown fox jumps over the lazy dog '.repeat(6)}`;
 

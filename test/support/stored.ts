@@ -1,0 +1,26 @@
+/**
+ * What the app stored, read behind its back, for the suites and the bench: an entity's state through
+ * the runtime's Durable HTTP API (with the master key where keys are enforced), and the stream
+ * records a chat's turns left in the stream table (straight from Azurite).
+ */
+import { TableClient } from '@azure/data-tables';
+import { TURN_STREAM_TABLE } from '../../src/storage/turnStreamTable';
+import type { TestApp } from './app';
+
+/** An entity's stored state and its size in bytes (of JSON); undefined when it does not exist. */
+export async function readStoredEntity<T>(t: TestApp, name: string, key: string): Promise<{ state: T; bytes: number } | undefined> {
+  const response = await fetch(`${t.host.url}/runtime/webhooks/durabletask/entities/${name}/${encodeURIComponent(key)}`, { headers: t.adminHeaders() });
+  const text = await response.text();
+  if (response.status === 404) return undefined;
+  if (response.status !== 200) throw new Error(`${t.runtime.name}: reading entity ${name}/${key} answered ${response.status}: ${text}`);
+  return { state: JSON.parse(text) as T, bytes: Buffer.byteLength(text) };
+}
+
+/** Stream records left by a chat's turns, or by one of its turns. */
+export async function countStreamRecords(t: TestApp, chatId: string, messageId?: string): Promise<number> {
+  const client = TableClient.fromConnectionString(t.azurite.connectionString, TURN_STREAM_TABLE, { allowInsecureConnection: true });
+  const turn = messageId === undefined ? '' : ` and RowKey gt '${messageId}~' and RowKey lt '${messageId}\x7f'`;
+  let count = 0;
+  for await (const _row of client.listEntities({ queryOptions: { filter: `PartitionKey eq '${chatId}'${turn}` } })) count++;
+  return count;
+}
