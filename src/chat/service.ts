@@ -70,16 +70,8 @@ export class ChatService {
    * turn is thrown as the model error it recorded (502, or 504 for a timeout).
    */
   async post(chatId: string, message: string, messageId: string | undefined, waitMs: number): Promise<PostOutcome> {
-    this.ports.requireModel();
-    // Checked before signalling: a 404 must mean the message was not stored (the entity would store it
-    // if a pending create ran first).
-    const before = await this.ports.store.read(chatId);
-    if (before === undefined) throw new ChatNotFoundError(chatId);
-    const id = messageId ?? this.ports.newMessageId();
     const acceptedAt = new Date(this.ports.now() - 1).toISOString();
-    const alreadyStored = hasMessage(before, id);
-    // A retry of a message already stored is answered from that read: no signal, no wait.
-    if (!alreadyStored) await this.ports.store.signal(chatId, { name: 'post', input: { messageId: id, message } });
+    const { id, before, alreadyStored } = await this.accept(chatId, message, messageId, false);
     if (waitMs <= 0) return { status: 'pending', messageId: id, acceptedAt };
 
     const state = alreadyStored ? before : await this.waitFor(chatId, (s) => s === undefined || hasMessage(s, id), waitMs, { readAtOnce: false });
@@ -99,11 +91,7 @@ export class ChatService {
    * stream a client lost. Refusals (404, 503) are thrown before anything streams.
    */
   async streamPost(chatId: string, message: string, messageId: string | undefined, from: StreamPosition | undefined): Promise<{ messageId: string; events: AsyncIterable<TurnEvent> }> {
-    this.ports.requireModel();
-    const before = await this.ports.store.read(chatId);
-    if (before === undefined) throw new ChatNotFoundError(chatId);
-    const id = messageId ?? this.ports.newMessageId();
-    if (!hasMessage(before, id)) await this.ports.store.signal(chatId, { name: 'post', input: { messageId: id, message, stream: true } });
+    const { id } = await this.accept(chatId, message, messageId, true);
     const { store, streams, changed, now } = this.ports;
     const events = tailTurn(
       {
@@ -117,6 +105,22 @@ export class ChatService {
       from,
     );
     return { messageId: id, events };
+  }
+
+  /**
+   * What both kinds of post do first: refuse (no model, 503; unknown chat, 404) before anything is
+   * stored, and signal the message unless it is already stored (a retry: answered from this read).
+   */
+  private async accept(chatId: string, message: string, messageId: string | undefined, stream: boolean): Promise<{ id: string; before: ChatState; alreadyStored: boolean }> {
+    this.ports.requireModel();
+    // Checked before signalling: a 404 must mean the message was not stored (the entity would store it
+    // if a pending create ran first).
+    const before = await this.ports.store.read(chatId);
+    if (before === undefined) throw new ChatNotFoundError(chatId);
+    const id = messageId ?? this.ports.newMessageId();
+    const alreadyStored = hasMessage(before, id);
+    if (!alreadyStored) await this.ports.store.signal(chatId, { name: 'post', input: stream ? { messageId: id, message, stream: true } : { messageId: id, message } });
+    return { id, before, alreadyStored };
   }
 
   async view(chatId: string, newerThanMs: number | undefined): Promise<ChatView> {
