@@ -38,6 +38,8 @@ const settingsSchema = z.object({
     .pipe(z.enum(['max_completion_tokens', 'max_tokens'])),
   CHAT_HISTORY_TOKEN_BUDGET: integerSetting(4_000, 100, 10_000_000),
   CHAT_REPLY_WAIT_SECONDS: integerSetting(30, 0, 230),
+  // Tool rounds (a model call that asks for tools, and those calls) a turn may take before it must answer.
+  MAX_TOOL_ROUNDS: integerSetting(8, 0, 100),
   // 24 KiB keeps a page's write signal and the chat's recent messages under the Azure Storage
   // backend's 45 KB inline limit (larger ones go through a compressed blob).
   CHAT_HISTORY_PAGE_BYTES: integerSetting(24 * 1024, 1024, 4 * 1024 * 1024),
@@ -85,7 +87,7 @@ export type StreamStorage =
 export interface AppConfig {
   model: ModelSettings;
   streamStorage: StreamStorage;
-  chat: { historyTokenBudget: number; replyWaitSeconds: number; historyPageBytes: number };
+  chat: { historyTokenBudget: number; replyWaitSeconds: number; historyPageBytes: number; maxToolRounds: number };
   limits: { maxBodyBytes: number; maxMessageChars: number };
 }
 
@@ -108,7 +110,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       maxCompletionTokens: s.MODEL_MAX_COMPLETION_TOKENS,
       tokenLimitParameter: s.MODEL_TOKEN_LIMIT_PARAMETER,
     },
-    chat: { historyTokenBudget: s.CHAT_HISTORY_TOKEN_BUDGET, replyWaitSeconds: s.CHAT_REPLY_WAIT_SECONDS, historyPageBytes: s.CHAT_HISTORY_PAGE_BYTES },
+    chat: { historyTokenBudget: s.CHAT_HISTORY_TOKEN_BUDGET, replyWaitSeconds: s.CHAT_REPLY_WAIT_SECONDS, historyPageBytes: s.CHAT_HISTORY_PAGE_BYTES, maxToolRounds: s.MAX_TOOL_ROUNDS },
     limits: { maxBodyBytes: s.MAX_BODY_BYTES, maxMessageChars: s.MAX_MESSAGE_CHARS },
   };
 }

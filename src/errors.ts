@@ -111,6 +111,19 @@ export class ChatStoreUnavailableError extends AppError {
 }
 
 /**
+ * 503: a post's message was not yet stored when the post stopped waiting (its signal is held up).
+ * Nothing is lost: a retry with the same message id stores it once.
+ */
+export class MessageNotAcceptedError extends AppError {
+  readonly status = 503;
+  readonly code = 'not_accepted';
+  override readonly headers: Readonly<Record<string, string>> = { 'Retry-After': '1' };
+  constructor(readonly messageId: string) {
+    super(`Message '${messageId}' is not stored yet; post it again with the same messageId (or Idempotency-Key) to have it stored once.`);
+  }
+}
+
+/**
  * 500: a stored chat state or history page does not have the shape this version reads (a fault of
  * the store or of a deployment, never of client input). The validation error is the cause.
  */

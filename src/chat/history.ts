@@ -6,7 +6,7 @@
  * sends the pages, and readers pass in how to read one.
  */
 import { ChatStoreUnavailableError } from '../errors';
-import { promptWindowStart, recentStart, type ChatMessage, type ChatState } from './state';
+import { promptWindowStart, recentStart, replyId, type ChatMessage, type ChatState } from './state';
 
 export const HISTORY_PAGE_SCHEMA_VERSION = 1;
 
@@ -141,12 +141,20 @@ function newerThan(messages: readonly ChatMessage[], newerThanMs: number | undef
   return messages.slice(low);
 }
 
-/** The reply to `messageId` when it has left `recent`: searched in the pages, newest first. */
-export async function findPagedReply(state: ChatState, readPage: PageReader, messageId: string): Promise<ChatMessage | undefined> {
+/**
+ * The turn of `messageId` (its tool steps and reply, the reply last) when its reply has left
+ * `recent`: searched in the pages, newest first. Steps on an earlier page than the reply's are left out.
+ */
+export async function findPagedTurn(state: ChatState, readPage: PageReader, messageId: string): Promise<ChatMessage[] | undefined> {
+  const id = replyId(messageId);
   for (let n = state.pageCount - 1; n >= 0; n--) {
     const page = await readPage(n);
-    const reply = page?.messages.find((m) => m.role === 'assistant' && m.replyTo === messageId);
-    if (reply !== undefined) return reply;
+    if (page?.messages.some((m) => m.id === id) === true) {
+      const inRecent = state.recent.filter((m) => m.replyTo === messageId);
+      const onPage = page.messages.filter((m) => m.replyTo === messageId);
+      const entries = [...onPage, ...inRecent.filter((m) => !onPage.some((p) => p.id === m.id))];
+      return entries.slice(0, entries.findIndex((m) => m.id === id) + 1);
+    }
   }
   return undefined;
 }

@@ -2,7 +2,8 @@
  * Stored chat states and history pages cross a storage boundary, so they are validated when read,
  * like inputs. A state carries a schema version; a state without one is the layout before history
  * pages (one entity with every message, schema 1), migrated here to the current layout with all its
- * messages still recent — the entity then pages them out over its next operations.
+ * messages still recent — the entity then pages them out over its next operations. Schema 2 (turns
+ * inside the entity) gains an empty queue.
  */
 import { z } from 'zod';
 import { ChatStateInvalidError } from '../errors';
@@ -12,9 +13,11 @@ import { HISTORY_PAGE_SCHEMA_VERSION, type HistoryPage } from './history';
 const timestamp = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 timestamp');
 const count = z.number().int().nonnegative();
 
+const toolCallSchema = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
+
 const messageSchema = z.object({
   id: z.string().min(1),
-  role: z.enum(['system', 'user', 'assistant']),
+  role: z.enum(['system', 'user', 'assistant', 'tool']),
   content: z.string(),
   createdAt: timestamp,
   replyTo: z.string().optional(),
@@ -23,6 +26,9 @@ const messageSchema = z.object({
   errorCode: z.string().optional(),
   tokens: count,
   streamAttempt: z.string().optional(),
+  toolCalls: z.array(toolCallSchema).optional(),
+  toolCallId: z.string().optional(),
+  name: z.string().optional(),
 });
 
 const chatV1Schema = z.object({
@@ -33,9 +39,8 @@ const chatV1Schema = z.object({
   messages: z.array(messageSchema),
 });
 
-const chatV2Schema = z
-  .object({
-    schemaVersion: z.literal(CHAT_SCHEMA_VERSION),
+const chatV2Fields = {
+    schemaVersion: z.literal(2),
     instructions: z.string(),
     createdAt: timestamp,
     lastUpdatedAt: timestamp,
@@ -48,8 +53,23 @@ const chatV2Schema = z
     unconfirmedPages: z.array(z.object({ page: count, firstIndex: count })),
     recentMessageIds: z.array(z.string()),
     streamedTurn: z.string().optional(),
+};
+const partOfHistory = (s: { recent: unknown[]; totalMessages: number; pagedMessages: number }): boolean => s.recent.length <= s.totalMessages && s.pagedMessages <= s.totalMessages;
+const HISTORY_RULE = 'recent and paged messages must be part of the history';
+
+/** Schema 2: bounded history, one turn at a time inside the entity (no queue, no tools). */
+const chatV2Schema = z.object(chatV2Fields).refine(partOfHistory, HISTORY_RULE);
+
+const chatV3Schema = z
+  .object({
+    ...chatV2Fields,
+    schemaVersion: z.literal(CHAT_SCHEMA_VERSION),
+    queue: z.array(z.object({ id: z.string().min(1), content: z.string(), acceptedAt: timestamp, stream: z.boolean().optional() })),
+    turn: z.object({ messageId: z.string().min(1), instanceId: z.string().min(1), startedAt: timestamp, stream: z.boolean().optional() }).optional(),
+    tools: z.array(z.string()).optional(),
+    unpurgedTurns: z.array(z.string()),
   })
-  .refine((s) => s.recent.length <= s.totalMessages && s.pagedMessages <= s.totalMessages, 'recent and paged messages must be part of the history');
+  .refine(partOfHistory, HISTORY_RULE);
 
 const pageSchema = z.object({
   schemaVersion: z.literal(HISTORY_PAGE_SCHEMA_VERSION),
@@ -75,9 +95,14 @@ export function parseChatState(stored: unknown, chatId: string): ChatState {
     if (!v1.success) throw new ChatStateInvalidError(`chat '${chatId}' (schema 1)`, v1.error);
     return migrateFromV1(asStored<ChatStateV1>(v1.data));
   }
-  const v2 = chatV2Schema.safeParse(stored);
-  if (!v2.success) throw new ChatStateInvalidError(`chat '${chatId}'`, v2.error);
-  return asStored<ChatState>(v2.data);
+  if (typeof stored === 'object' && stored !== null && (stored as { schemaVersion?: unknown }).schemaVersion === 2) {
+    const v2 = chatV2Schema.safeParse(stored);
+    if (!v2.success) throw new ChatStateInvalidError(`chat '${chatId}' (schema 2)`, v2.error);
+    return migrateFromV2(asStored<ChatStateV2>(v2.data));
+  }
+  const v3 = chatV3Schema.safeParse(stored);
+  if (!v3.success) throw new ChatStateInvalidError(`chat '${chatId}'`, v3.error);
+  return asStored<ChatState>(v3.data);
 }
 
 export function parseHistoryPage(stored: unknown, chatId: string, page: number): HistoryPage {
@@ -95,9 +120,18 @@ interface ChatStateV1 {
   messages: ChatMessage[];
 }
 
+/** Schema 2 lacks only what turns as orchestrations added; its turns ran inside the entity, so none is running. */
+type ChatStateV2 = Omit<ChatState, 'schemaVersion' | 'queue' | 'turn' | 'tools' | 'unpurgedTurns'> & { schemaVersion: 2 };
+
+function migrateFromV2(v2: ChatStateV2): ChatState {
+  return { ...v2, schemaVersion: CHAT_SCHEMA_VERSION, queue: [], unpurgedTurns: [] };
+}
+
 function migrateFromV1(v1: ChatStateV1): ChatState {
   return {
     schemaVersion: CHAT_SCHEMA_VERSION,
+    queue: [],
+    unpurgedTurns: [],
     instructions: v1.instructions,
     createdAt: v1.createdAt,
     lastUpdatedAt: v1.lastUpdatedAt,

@@ -3,13 +3,13 @@
  * for the entity, and how a failed turn is answered. No Azure or HTTP imports: the HTTP handlers
  * (functions/chats.ts) parse input and map outcomes, and tests drive this with in-memory ports.
  */
-import { ChatNotFoundError, ModelFailedError, ModelTimeoutError } from '../errors';
-import { findPagedReply, readMessages, type HistoryPage } from './history';
+import { BadRequestError, ChatNotFoundError, MessageNotAcceptedError, ModelFailedError, ModelTimeoutError } from '../errors';
+import { findPagedTurn, readMessages, type HistoryPage } from './history';
 import { tailTurn, type StreamPosition, type TurnEvent, type TurnStreamStore } from './turnStream';
-import { hasMessage, replyTo, type ChatMessage, type ChatState, type CreateInput, type PostInput } from './state';
+import { hasMessage, replyId, replyTo, type ChatMessage, type ChatState, type CreateInput, type PostInput } from './state';
 import { toChatView, type ChatView } from './view';
 
-export type ChatOperation = { name: 'create'; input: CreateInput } | { name: 'post'; input: PostInput & { stream?: boolean } } | { name: 'delete' };
+export type ChatOperation = { name: 'create'; input: CreateInput } | { name: 'post'; input: PostInput } | { name: 'delete' };
 
 /** Where chats live: the chat entities and their history pages (their durable client in production). */
 export interface ChatStore {
@@ -31,11 +31,19 @@ export interface ChatServicePorts {
   /** Throws (503) when no model is configured, so a post is refused before it is stored. */
   requireModel(): void;
   newMessageId(): string;
+  /** Every tool the app has: a chat may choose among them (by default it has them all). */
+  tools: readonly string[];
   /** Where streamed turns are published; without it a streamed post gets its reply when the turn is done. */
   streams?: TurnStreamStore | undefined;
 }
 
 export interface WaitPolicy {
+  /**
+   * How long a post waits for its message to be stored in the chat (accepted) before answering 503:
+   * a 2xx means stored. Client signals can be held up (a crashed instance's queue message stays
+   * invisible for a while); the client then retries with the same message id.
+   */
+  acceptWaitMs: number;
   /** How long PUT waits for a new chat to exist before answering 202 instead of 201. */
   createWaitMs: number;
   /** How long DELETE waits for the chat to be gone before answering 202 instead of 204. */
@@ -45,11 +53,11 @@ export interface WaitPolicy {
   longestPauseMs: number;
 }
 
-export const DEFAULT_WAIT_POLICY: WaitPolicy = { createWaitMs: 5_000, deleteWaitMs: 5_000, firstPauseMs: 2, longestPauseMs: 250 };
+export const DEFAULT_WAIT_POLICY: WaitPolicy = { acceptWaitMs: 10_000, createWaitMs: 5_000, deleteWaitMs: 5_000, firstPauseMs: 2, longestPauseMs: 250 };
 
 export type PostOutcome =
   | { status: 'replied'; messageId: string; reply: string }
-  /** `acceptedAt`: an ISO time just before the message was signalled, for the client's timestampUTC polling. */
+  /** `acceptedAt`: an ISO time just before the message was accepted, for the client's timestampUTC polling. */
   | { status: 'pending'; messageId: string; acceptedAt: string };
 
 export class ChatService {
@@ -60,8 +68,11 @@ export class ChatService {
 
   /** Creates the chat or updates its instructions; 'created' once the entity shows it, else 'accepted'. */
   async create(chatId: string, input: CreateInput): Promise<'created' | 'accepted'> {
+    const unknown = input.tools?.filter((name) => !this.ports.tools.includes(name)) ?? [];
+    if (unknown.length > 0) throw new BadRequestError('invalid_field', `Unknown tools: ${unknown.join(', ')}. This app has: ${this.ports.tools.join(', ')}.`);
     await this.ports.store.signal(chatId, { name: 'create', input });
-    const applied = (state: ChatState | undefined) => state !== undefined && (input.instructions === undefined || state.instructions === input.instructions);
+    const applied = (state: ChatState | undefined) =>
+      state !== undefined && (input.instructions === undefined || state.instructions === input.instructions) && (input.tools === undefined || JSON.stringify(state.tools) === JSON.stringify(input.tools));
     return applied(await this.waitFor(chatId, applied, this.policy.createWaitMs)) ? 'created' : 'accepted';
   }
 
@@ -71,12 +82,14 @@ export class ChatService {
    */
   async post(chatId: string, message: string, messageId: string | undefined, waitMs: number): Promise<PostOutcome> {
     const acceptedAt = new Date(this.ports.now() - 1).toISOString();
-    const { id, before, alreadyStored } = await this.accept(chatId, message, messageId, false);
+    const { id, state: accepted } = await this.accept(chatId, message, messageId, false);
     if (waitMs <= 0) return { status: 'pending', messageId: id, acceptedAt };
 
-    const state = alreadyStored ? before : await this.waitFor(chatId, (s) => s === undefined || hasMessage(s, id), waitMs, { readAtOnce: false });
+    // Done: the chat is gone, or the turn has ended (its reply is recent, or was paged out during a long wait).
+    const done = (s: ChatState | undefined) => s === undefined || replyTo(s, id) !== undefined || (!isWaiting(s, id) && s.turn?.messageId !== id);
+    const state = done(accepted) ? accepted : await this.waitFor(chatId, done, waitMs, { readAtOnce: false });
     if (state === undefined) throw new ChatNotFoundError(chatId);
-    const reply = await this.replyOf(chatId, state, id);
+    const reply = (await this.turnOf(chatId, state, id))?.at(-1);
     if (reply === undefined) return { status: 'pending', messageId: id, acceptedAt };
     if (reply.status === 'failed') {
       const text = `The reply to message '${id}' failed: ${reply.error ?? 'model error'}`;
@@ -97,7 +110,7 @@ export class ChatService {
       {
         readRecords: async (afterKey) => (streams === undefined ? [] : streams.readAfter(chatId, id, afterKey)),
         readChat: () => store.read(chatId),
-        findReply: (state) => this.replyOf(chatId, state, id),
+        findTurn: (state) => this.turnOf(chatId, state, id),
         changed: (timeoutMs) => changed(chatId, timeoutMs),
         now,
       },
@@ -109,24 +122,28 @@ export class ChatService {
 
   /**
    * What both kinds of post do first: refuse (no model, 503; unknown chat, 404) before anything is
-   * stored, and signal the message unless it is already stored (a retry: answered from this read).
+   * stored, then store the message unless it is already stored (a retry), and wait until the chat
+   * shows it: a post is answered 2xx only once its message is stored, in acceptance order.
    */
-  private async accept(chatId: string, message: string, messageId: string | undefined, stream: boolean): Promise<{ id: string; before: ChatState; alreadyStored: boolean }> {
+  private async accept(chatId: string, message: string, messageId: string | undefined, stream: boolean): Promise<{ id: string; state: ChatState }> {
     this.ports.requireModel();
     // Checked before signalling: a 404 must mean the message was not stored (the entity would store it
     // if a pending create ran first).
     const before = await this.ports.store.read(chatId);
     if (before === undefined) throw new ChatNotFoundError(chatId);
     const id = messageId ?? this.ports.newMessageId();
-    const alreadyStored = hasMessage(before, id);
-    if (!alreadyStored) await this.ports.store.signal(chatId, { name: 'post', input: stream ? { messageId: id, message, stream: true } : { messageId: id, message } });
-    return { id, before, alreadyStored };
+    if (hasMessage(before, id)) return { id, state: before };
+    await this.ports.store.signal(chatId, { name: 'post', input: stream ? { messageId: id, message, stream: true } : { messageId: id, message } });
+    const state = await this.waitFor(chatId, (s) => s === undefined || hasMessage(s, id), this.policy.acceptWaitMs, { readAtOnce: false });
+    if (state === undefined) throw new ChatNotFoundError(chatId);
+    if (!hasMessage(state, id)) throw new MessageNotAcceptedError(id);
+    return { id, state };
   }
 
   async view(chatId: string, newerThanMs: number | undefined): Promise<ChatView> {
     const state = await this.ports.store.read(chatId);
     if (state === undefined) throw new ChatNotFoundError(chatId);
-    return toChatView(chatId, state, await readMessages(state, (n) => this.ports.store.readPage(chatId, n), newerThanMs));
+    return toChatView(chatId, state, await readMessages(state, (n) => this.ports.store.readPage(chatId, n), newerThanMs), this.ports.tools);
   }
 
   /** 'deleted' once the entity is gone, else 'deleting'. */
@@ -136,9 +153,14 @@ export class ChatService {
     return (await this.waitFor(chatId, (s) => s === undefined, this.policy.deleteWaitMs)) === undefined ? 'deleted' : 'deleting';
   }
 
-  /** The reply to `messageId` if its turn is done: stored with the message, so in `recent` unless a long wait let it be paged out. */
-  private async replyOf(chatId: string, state: ChatState, messageId: string): Promise<ChatMessage | undefined> {
-    return replyTo(state, messageId) ?? (hasMessage(state, messageId) ? findPagedReply(state, (n) => this.ports.store.readPage(chatId, n), messageId) : undefined);
+  /**
+   * The entries of the turn of `messageId` if it is done, its reply last: stored together, so in
+   * `recent` unless a long wait let them be paged out.
+   */
+  private async turnOf(chatId: string, state: ChatState, messageId: string): Promise<ChatMessage[] | undefined> {
+    if (replyTo(state, messageId) !== undefined) return turnEntries(state.recent, messageId);
+    if (!hasMessage(state, messageId) || isWaiting(state, messageId) || state.turn?.messageId === messageId) return undefined;
+    return findPagedTurn(state, (n) => this.ports.store.readPage(chatId, n), messageId);
   }
 
   /**
@@ -168,4 +190,15 @@ export class ChatService {
       await pause();
     }
   }
+}
+
+/** True while the message waits in the chat's queue. */
+function isWaiting(state: ChatState, messageId: string): boolean {
+  return state.queue.some((m) => m.id === messageId);
+}
+
+/** A turn's tool steps and reply among `messages` (they are stored together, the reply last). */
+export function turnEntries(messages: readonly ChatMessage[], messageId: string): ChatMessage[] | undefined {
+  const entries = messages.filter((m) => (m.role === 'assistant' || m.role === 'tool') && m.replyTo === messageId);
+  return entries.at(-1)?.id === replyId(messageId) ? entries : undefined;
 }

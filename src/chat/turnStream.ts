@@ -1,19 +1,21 @@
 /**
- * Streamed turns: the entity publishes a turn's reply as it is generated, and a request (on any
- * instance) tails it. Plain TypeScript over a store port (an Azure Table in production,
- * storage/turnStreamTable.ts). The chat's history stays in the chat entity; stream records are
- * transient: the chat's next turn, or its deletion, removes them.
+ * Streamed turns: each model call of a turn (its model step activity, chat/turnSteps.ts) publishes
+ * its text as it is generated, and a request (on any instance) tails it. Plain TypeScript over a
+ * store port (an Azure Table in production, storage/turnStreamTable.ts). The chat's history stays in
+ * the chat entity; stream records are transient: the chat's next turn, or its deletion, removes them.
  *
- * A turn that runs again (its instance died mid-turn) publishes under a new attempt, so a reader
- * can tell the text it has shown is void (a `reset` event) and start again.
+ * A turn is a sequence of rounds: a model call, and the tool calls it asked for. Each execution of a
+ * model call publishes under a new attempt; a round's call that runs again (its instance died) gets a
+ * newer attempt, so a reader can tell the round's text it has shown is void (a `reset` event) and
+ * start that round again. A round's start record carries the previous round's tool results, its end
+ * record the tool calls the model asked for.
  */
-import type { CompletionChunk, PromptMessage } from '../model/client';
-import { StreamedTurnError, type ChatMessage, type ChatState, type TurnModel, type TurnReply, type TurnStart } from './state';
+import type { ChatMessage, ChatState, ToolCallRecord, ToolResult } from './state';
 
 export type TurnStreamRecord =
-  | { key: string; attempt: string; kind: 'start'; userMessageId: string; userCreatedAt: string }
+  | { key: string; attempt: string; kind: 'start'; round: number; userMessageId: string; userCreatedAt: string; toolResults?: ToolResult[] }
   | { key: string; attempt: string; kind: 'text'; text: string }
-  | { key: string; attempt: string; kind: 'end' };
+  | { key: string; attempt: string; kind: 'end'; toolCalls?: ToolCallRecord[] };
 
 /** Records of one turn, ordered by `key` (attempts in the order they started, then in publishing order). */
 export interface TurnStreamStore {
@@ -69,8 +71,11 @@ export class TurnStreamPublisher {
     return `${this.attempt}~${String(this.seq++).padStart(6, '0')}`;
   }
 
-  start(userCreatedAt: string): void {
-    this.write([{ key: this.key(), attempt: this.attempt, kind: 'start', userMessageId: this.messageId, userCreatedAt }]);
+  /** `toolResults`: what the previous round's calls returned (none in the first round). */
+  start(round: number, userCreatedAt: string, toolResults: ToolResult[]): void {
+    const record: TurnStreamRecord = { key: this.key(), attempt: this.attempt, kind: 'start', round, userMessageId: this.messageId, userCreatedAt };
+    if (toolResults.length > 0) record.toolResults = toolResults;
+    this.write([record]);
   }
 
   text(delta: string): void {
@@ -81,10 +86,12 @@ export class TurnStreamPublisher {
     else this.timer = setTimeout(() => this.flush(), wait);
   }
 
-  /** Publishes what is buffered and the end record; resolves once every write has settled. */
-  async end(): Promise<void> {
+  /** Publishes what is buffered and the end record (with the calls the model asked for); resolves once every write has settled. */
+  async end(toolCalls: ToolCallRecord[] = []): Promise<void> {
     this.flush();
-    this.write([{ key: this.key(), attempt: this.attempt, kind: 'end' }]);
+    const record: TurnStreamRecord = { key: this.key(), attempt: this.attempt, kind: 'end' };
+    if (toolCalls.length > 0) record.toolCalls = toolCalls;
+    this.write([record]);
     await this.writing;
   }
 
@@ -116,58 +123,50 @@ export class TurnStreamPublisher {
   }
 }
 
-/**
- * A turn model that streams: the model's text goes to the publisher as it arrives. A stream that
- * breaks mid-reply fails the turn keeping the text so far (the failed-turn record holds it).
- */
-export function streamingTurnModel(
-  streamCompletion: (prompt: PromptMessage[]) => Promise<AsyncIterable<CompletionChunk>>,
-  publisherFor: (turn: TurnStart) => TurnStreamPublisher,
-): TurnModel {
-  return async (prompt, turn): Promise<TurnReply> => {
-    const publisher = publisherFor(turn);
-    publisher.start(turn.userCreatedAt);
-    let text = '';
-    let totalTokens = 0;
-    try {
-      for await (const chunk of await streamCompletion(prompt)) {
-        if (chunk.type === 'delta') {
-          text += chunk.text;
-          publisher.text(chunk.text);
-        } else {
-          totalTokens = chunk.totalTokens;
-        }
-      }
-    } catch (err) {
-      await publisher.end();
-      throw new StreamedTurnError(err, text, publisher.attempt);
-    }
-    await publisher.end();
-    return { text, totalTokens, streamAttempt: publisher.attempt };
-  };
-}
 
 /** What a client of a streamed turn receives (one SSE event each; `ping` is a keep-alive comment). */
 export type TurnEvent =
   | { event: 'message'; id: string; data: { id: string; role: 'user'; createdAt: string } }
   | { event: 'delta'; id: string; data: { text: string } }
+  | { event: 'tool-call'; id: string; data: { round: number; toolCallId: string; name: string; arguments: string } }
+  | { event: 'tool-result'; id: string; data: { round: number; toolCallId: string; name: string; content: string; status?: 'failed' } }
   | { event: 'reset'; id: string; data: { reason: string } }
   | { event: 'done'; id: string; data: { id: string; role: 'assistant'; replyTo: string; createdAt: string; tokens: number } }
   | { event: 'error'; id: string; data: { id: string; createdAt: string; error: { code: string; message: string } } }
   | { event: 'ping' };
 
-/** Where a resuming client was: the attempt and how many characters of its text it has. */
+/**
+ * Where a client is within one attempt (one model call): the tool results shown (`results`), the
+ * characters of text shown (`text`), or the tool calls shown (`calls`); or `done` after the last event.
+ * Event ids are `<attempt>:r<n>`, `<attempt>:<n>`, `<attempt>:c<n>` and `<attempt>:done`; replies read
+ * from the chat use attempt `stored`.
+ */
 export interface StreamPosition {
   attempt: string;
-  /** Characters of the reply shown, or 'done' when the client saw the turn's last event. */
-  offset: number | 'done';
+  phase: 'results' | 'text' | 'calls' | 'done';
+  count: number;
 }
 
-/** Event ids are `<attempt>:<characters shown>` (or `<attempt>:done`); replies read from the chat use attempt `stored`. */
+const PHASES = ['results', 'text', 'calls', 'done'] as const;
+const PHASE_PREFIX: Record<StreamPosition['phase'], string> = { results: 'r', text: '', calls: 'c', done: '' };
+
 export function parseStreamPosition(lastEventId: string | null): StreamPosition | undefined {
-  const match = /^([0-9a-z]{1,40}):(\d{1,9}|done)$/.exec(lastEventId?.trim() ?? '');
+  const match = /^([0-9a-z]{1,40}):(?:(done)|([rc]?)(\d{1,9}))$/.exec(lastEventId?.trim() ?? '');
   if (match === null) return undefined;
-  return { attempt: match[1] as string, offset: match[2] === 'done' ? 'done' : Number(match[2]) };
+  const attempt = match[1] as string;
+  if (match[2] === 'done') return { attempt, phase: 'done', count: 0 };
+  return { attempt, phase: match[3] === 'r' ? 'results' : match[3] === 'c' ? 'calls' : 'text', count: Number(match[4]) };
+}
+
+function eventId(p: StreamPosition): string {
+  return p.phase === 'done' ? `${p.attempt}:done` : `${p.attempt}:${PHASE_PREFIX[p.phase]}${p.count}`;
+}
+
+/** True when `a` is at or after `b` in an attempt. */
+function atOrAfter(a: StreamPosition, b: Pick<StreamPosition, 'phase' | 'count'>): boolean {
+  const pa = PHASES.indexOf(a.phase);
+  const pb = PHASES.indexOf(b.phase);
+  return pa > pb || (pa === pb && a.count >= b.count);
 }
 
 export const STORED_ATTEMPT = 'stored';
@@ -177,8 +176,8 @@ export interface TurnTailPorts {
   readRecords(afterKey: string | undefined): Promise<TurnStreamRecord[]>;
   /** The chat, if it still exists (bounded: the chat entity only). */
   readChat(): Promise<ChatState | undefined>;
-  /** The reply to the message once the turn is done (from the chat, or its pages if it left `recent`). */
-  findReply(state: ChatState): Promise<ChatMessage | undefined>;
+  /** The entries of the message's turn once it is done, its reply last (from the chat, or its pages). */
+  findTurn(state: ChatState): Promise<ChatMessage[] | undefined>;
   changed(timeoutMs: number): Promise<boolean>;
   now(): number;
 }
@@ -195,86 +194,188 @@ export interface TailPolicy {
 
 export const DEFAULT_TAIL_POLICY: TailPolicy = { firstPauseMs: 5, longestPauseMs: 200, chatReadEveryMs: 1_000, pingEveryMs: 15_000, maxDurationMs: 30 * 60_000 };
 
+/** One round as published: its newest attempt only. */
+interface PublishedRound {
+  attempt: string;
+  user: { id: string; createdAt: string };
+  results: ToolResult[];
+  text: string;
+  ended: boolean;
+  calls: ToolCallRecord[];
+}
+
+/** A round of a finished turn, as the chat stored it. */
+interface StoredRound {
+  text: string;
+  calls: ToolCallRecord[];
+  results: ToolResult[];
+  attempt: string | undefined;
+}
+
+const resultEvent = (round: number, r: ToolResult, id: string): TurnEvent => {
+  const data: Extract<TurnEvent, { event: 'tool-result' }>['data'] = { round, toolCallId: r.toolCallId, name: r.name, content: r.content };
+  if (r.failed) data.status = 'failed';
+  return { event: 'tool-result', id, data };
+};
+const callEvent = (round: number, c: ToolCallRecord, id: string): TurnEvent => ({ event: 'tool-call', id, data: { round, toolCallId: c.id, name: c.name, arguments: c.arguments } });
+
+/** The rounds of a finished turn from its stored entries (tool rounds, then the reply). */
+function storedRounds(entries: readonly ChatMessage[]): StoredRound[] {
+  const rounds: StoredRound[] = [];
+  for (const m of entries) {
+    if (m.role === 'assistant') rounds.push({ text: m.content, calls: m.toolCalls ?? [], results: [], attempt: m.streamAttempt });
+    else if (m.role === 'tool') rounds.at(-1)?.results.push({ toolCallId: m.toolCallId ?? '', name: m.name ?? '', content: m.content, failed: m.status === 'failed' });
+  }
+  return rounds;
+}
+
 /**
- * Tails a turn for a client: its published records while it runs, then the stored reply. Resumes
- * after `from` without repeating or losing text; when the text it had shown is void (the turn ran
- * again, or the stored reply is not the text published), says `reset` and starts over.
+ * Tails a turn for a client: its published rounds while it runs, then the stored reply. Resumes after
+ * `from` without repeating or losing anything; when the text it had shown of a round is void (the
+ * round's model call ran again, or the stored reply is not the text published), says `reset` and
+ * starts that round's text over.
  */
 export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: StreamPosition | undefined, policy: TailPolicy = DEFAULT_TAIL_POLICY): AsyncGenerator<TurnEvent> {
-  if (from?.offset === 'done') return;
+  if (from?.phase === 'done') return;
+  const rounds: PublishedRound[] = []; // index r-1 holds round r
+  const attemptRound = new Map<string, number>();
+  // What the client has been shown: the round and the position in that round's attempt.
+  let shownRound = 0;
+  let shown: StreamPosition | undefined;
   let resume = from;
-  let attempt: string | undefined;
-  let text = '';
-  let shown = 0;
-  let announced = false;
   let lastKey: string | undefined;
   const start = ports.now();
   let lastChatRead = -Infinity;
   let lastEvent = start;
   let pauseMs = policy.firstPauseMs;
 
-  // Begins showing an attempt: continues the resumed one, or voids what the client has and starts over.
-  function* begin(next: string, user: { id: string; createdAt: string }): Generator<TurnEvent> {
-    attempt = next;
-    text = '';
-    if (resume !== undefined && resume.attempt === next) {
-      shown = resume.offset === 'done' ? 0 : resume.offset;
-      announced = true;
+  const ingest = (record: TurnStreamRecord): void => {
+    if (record.kind === 'start') {
+      attemptRound.set(record.attempt, record.round);
+      rounds[record.round - 1] = { attempt: record.attempt, user: { id: record.userMessageId, createdAt: record.userCreatedAt }, results: record.toolResults ?? [], text: '', ended: false, calls: [] };
+      return;
+    }
+    const round = rounds[(attemptRound.get(record.attempt) ?? 0) - 1];
+    if (round === undefined || round.attempt !== record.attempt) return; // a superseded attempt
+    if (record.kind === 'text') round.text += record.text;
+    else {
+      round.ended = true;
+      round.calls = record.toolCalls ?? [];
+    }
+  };
+
+  // A resumed client: everything before its attempt's round was shown, and in that round up to its position.
+  function* placeResume(): Generator<TurnEvent> {
+    if (resume === undefined) return;
+    const round = attemptRound.get(resume.attempt);
+    if (round !== undefined) {
+      shownRound = round;
+      shown = resume;
     } else {
-      if (announced || resume !== undefined) yield { event: 'reset', id: `${next}:0`, data: { reason: 'The turn started again; the text so far is void.' } };
-      shown = 0;
-      announced = true;
-      yield { event: 'message', id: `${next}:0`, data: { id: user.id, role: 'user', createdAt: user.createdAt } };
+      // An attempt this reader cannot place (its records are gone): the client's text is void.
+      yield { event: 'reset', id: `${resume.attempt}:0`, data: { reason: 'The text so far is void; the turn is shown again.' } };
     }
     resume = undefined;
   }
 
-  const failure = (code: string, message: string): TurnEvent => ({
-    event: 'error',
-    id: `${attempt ?? STORED_ATTEMPT}:done`,
-    data: { id: `${messageId}.reply`, createdAt: new Date(ports.now()).toISOString(), error: { code, message } },
-  });
-
-  function* finish(state: ChatState, reply: ChatMessage): Generator<TurnEvent> {
-    const user = state.recent.find((m) => m.role === 'user' && m.id === messageId) ?? { id: messageId, createdAt: reply.createdAt };
-    const published = reply.streamAttempt ?? STORED_ATTEMPT;
-    // Unless this reader is already showing the reply's attempt and its text is the reply's beginning,
-    // begin it: that continues a resumed client of the same attempt, and resets any other.
-    if (attempt !== published || !reply.content.startsWith(text)) yield* begin(published, user);
-    if (reply.content.length > shown) yield { event: 'delta', id: `${published}:${reply.content.length}`, data: { text: reply.content.slice(shown) } };
-    if (reply.status === 'failed') {
-      yield { event: 'error', id: `${published}:done`, data: { id: reply.id, createdAt: reply.createdAt, error: { code: reply.errorCode ?? 'model_failed', message: reply.error ?? 'The model call failed.' } } };
-    } else {
-      yield { event: 'done', id: `${published}:done`, data: { id: reply.id, role: 'assistant', replyTo: messageId, createdAt: reply.createdAt, tokens: reply.tokens } };
+  // Everything published the client has not been shown, round by round.
+  function* publishedEvents(): Generator<TurnEvent> {
+    for (let r = Math.max(1, shownRound); r <= rounds.length; r++) {
+      const round = rounds[r - 1];
+      if (round === undefined) break;
+      if (r === shownRound && shown !== undefined && shown.attempt !== round.attempt) {
+        // The round's model call ran again: its text so far is void; its tool results are the same.
+        yield { event: 'reset', id: `${round.attempt}:0`, data: { reason: 'The model call started again; the text so far is void.' } };
+        shown = { attempt: round.attempt, phase: 'text', count: 0 };
+      }
+      if (r > shownRound || shown === undefined) {
+        shownRound = r;
+        shown = { attempt: round.attempt, phase: 'results', count: 0 };
+        if (r === 1) yield { event: 'message', id: eventId(shown), data: { id: round.user.id, role: 'user', createdAt: round.user.createdAt } };
+      }
+      const at = shown;
+      for (let k = 0; k < round.results.length; k++) {
+        const p: StreamPosition = { attempt: round.attempt, phase: 'results', count: k + 1 };
+        if (!atOrAfter(at, p)) yield resultEvent(r, round.results[k] as ToolResult, eventId((shown = p)));
+      }
+      const chars = at.phase === 'text' ? at.count : at.phase === 'results' ? 0 : round.text.length;
+      if (round.text.length > chars) {
+        shown = { attempt: round.attempt, phase: 'text', count: round.text.length };
+        yield { event: 'delta', id: eventId(shown), data: { text: round.text.slice(chars) } };
+      } else if (!atOrAfter(shown, { phase: 'text', count: round.text.length })) {
+        shown = { attempt: round.attempt, phase: 'text', count: round.text.length };
+      }
+      if (!round.ended) break;
+      for (let k = 0; k < round.calls.length; k++) {
+        const p: StreamPosition = { attempt: round.attempt, phase: 'calls', count: k + 1 };
+        if (!atOrAfter(shown, p)) yield callEvent(r, round.calls[k] as ToolCallRecord, eventId((shown = p)));
+      }
     }
   }
 
+  // The turn is done: what the client has not been shown, from the stored entries, and the last event.
+  function* storedEvents(entries: ChatMessage[], reply: ChatMessage): Generator<TurnEvent> {
+    const stored = storedRounds(entries);
+    const last = stored.length;
+    if (shownRound === 0) {
+      const user = { id: messageId, createdAt: rounds[0]?.user.createdAt ?? reply.createdAt };
+      shown = { attempt: STORED_ATTEMPT, phase: 'results', count: 0 };
+      yield { event: 'message', id: eventId(shown), data: { id: user.id, role: 'user', createdAt: user.createdAt } };
+      shownRound = 1;
+    }
+    for (let r = shownRound; r <= last; r++) {
+      const round = stored[r - 1] as StoredRound;
+      const attempt = round.attempt ?? STORED_ATTEMPT;
+      let at: StreamPosition = r === shownRound && shown !== undefined ? shown : { attempt, phase: 'results', count: 0 };
+      // The text shown of this round must be the stored text's beginning, from the same attempt.
+      if (r === shownRound && at.attempt !== attempt && at.attempt !== STORED_ATTEMPT) {
+        yield { event: 'reset', id: `${attempt}:0`, data: { reason: 'The text so far is void; the stored reply follows.' } };
+        at = { attempt, phase: 'text', count: 0 };
+      }
+      const previous = stored[r - 2];
+      if (previous !== undefined) {
+        for (let k = 0; k < previous.results.length; k++) {
+          const p: StreamPosition = { attempt, phase: 'results', count: k + 1 };
+          if (!atOrAfter(at, p)) yield resultEvent(r, previous.results[k] as ToolResult, eventId((at = p)));
+        }
+      }
+      const chars = at.phase === 'text' ? at.count : at.phase === 'results' ? 0 : round.text.length;
+      if (round.text.length > chars) yield { event: 'delta', id: eventId((at = { attempt, phase: 'text', count: round.text.length })), data: { text: round.text.slice(chars) } };
+      if (r < last) {
+        for (let k = 0; k < round.calls.length; k++) {
+          const p: StreamPosition = { attempt, phase: 'calls', count: k + 1 };
+          if (!atOrAfter(at, p)) yield callEvent(r, round.calls[k] as ToolCallRecord, eventId((at = p)));
+        }
+      }
+      shown = at;
+      shownRound = r;
+    }
+    const id = eventId({ attempt: shown?.attempt ?? STORED_ATTEMPT, phase: 'done', count: 0 });
+    if (reply.status === 'failed') {
+      yield { event: 'error', id, data: { id: reply.id, createdAt: reply.createdAt, error: { code: reply.errorCode ?? 'model_failed', message: reply.error ?? 'The model call failed.' } } };
+    } else {
+      yield { event: 'done', id, data: { id: reply.id, role: 'assistant', replyTo: messageId, createdAt: reply.createdAt, tokens: reply.tokens } };
+    }
+  }
+
+  const failure = (code: string, message: string): TurnEvent => ({
+    event: 'error',
+    id: eventId({ attempt: shown?.attempt ?? STORED_ATTEMPT, phase: 'done', count: 0 }),
+    data: { id: `${messageId}.reply`, createdAt: new Date(ports.now()).toISOString(), error: { code, message } },
+  });
+
   for (;;) {
-    let ended = false;
-    let progressed = false;
     // A failed read of the records only delays the text: the chat's stored reply ends the stream.
     const read = await ports.readRecords(lastKey).catch((): TurnStreamRecord[] => []);
-    // Only the newest attempt in what was read counts: earlier ones are superseded.
-    const newestStart = read.findLastIndex((r) => r.kind === 'start');
     if (read.length > 0) lastKey = (read.at(-1) as TurnStreamRecord).key;
-    const records = newestStart > 0 ? read.slice(newestStart) : read;
-    for (const record of records) {
-      progressed = true;
-      if (record.kind === 'start') {
-        yield* begin(record.attempt, { id: record.userMessageId, createdAt: record.userCreatedAt });
-      } else if (record.attempt !== attempt) {
-        continue; // the rest of an attempt whose start this reader did not see: superseded
-      } else if (record.kind === 'text') {
-        text += record.text;
-        if (text.length > shown) {
-          yield { event: 'delta', id: `${record.attempt}:${text.length}`, data: { text: text.slice(shown) } };
-          shown = text.length;
-          lastEvent = ports.now();
-        }
-      } else {
-        ended = true;
-      }
+    read.forEach(ingest);
+    const progressed = read.length > 0;
+    for (const e of [...placeResume(), ...publishedEvents()]) {
+      lastEvent = ports.now();
+      yield e;
     }
+    const lastRound = rounds.at(-1);
+    const ended = lastRound !== undefined && lastRound.ended && lastRound.calls.length === 0;
     const now = ports.now();
     if (ended || now - lastChatRead >= policy.chatReadEveryMs) {
       lastChatRead = now;
@@ -283,9 +384,10 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
         yield failure('chat_not_found', 'The chat was deleted.');
         return;
       }
-      const reply = await ports.findReply(state);
-      if (reply !== undefined) {
-        yield* finish(state, reply);
+      const entries = await ports.findTurn(state);
+      const reply = entries?.at(-1);
+      if (entries !== undefined && reply !== undefined) {
+        yield* storedEvents(entries, reply);
         return;
       }
     }
@@ -297,7 +399,7 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
       lastEvent = now;
       yield { event: 'ping' };
     }
-    // After an end record the commit is near: read the chat again soon.
+    // After the last end record the commit is near: read the chat again soon.
     if (ended) lastChatRead = -Infinity;
     const hinted = await ports.changed(pauseMs);
     pauseMs = hinted || progressed ? policy.firstPauseMs : Math.min(pauseMs * 2, policy.longestPauseMs);

@@ -18,13 +18,14 @@ import { handleErrors, jsonResponse, textResponse } from '../http/respond';
 import { EVENT_STREAM_HEADERS, turnEventStream, wantsEventStream } from '../http/sse';
 import { getModelClient } from '../model';
 import { getTurnStreamStore } from '../storage/turnStreamTable';
+import { TOOL_NAMES } from '../tools/registry';
 
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
-// Reply ids are the message id + '.reply' and system messages are 's-<digits>' (chat/state.ts), so
-// client-chosen ids may not take those forms: a message keyed 'x.reply' would share its id with the
-// reply to 'x'.
-const MESSAGE_ID = /^(?!.*\.reply$)(?!s-\d+$)[A-Za-z0-9._:-]{1,128}$/;
-const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : -, not end in ".reply" and not be of the form "s-<digits>"';
+// Reply ids are the message id + '.reply', tool steps '<id>.reply.<round>[.<call>]', and system
+// messages are 's-<digits>' (chat/state.ts), so client-chosen ids may not take those forms: a message
+// keyed 'x.reply' would share its id with the reply to 'x'.
+const MESSAGE_ID = /^(?!.*\.reply(?:$|\.))(?!s-\d+$)[A-Za-z0-9._:-]{1,128}$/;
+const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : -, not contain ".reply" at its end or before a "." and not be of the form "s-<digits>"';
 
 /** The chat service for one invocation, over that invocation's durable client. */
 export type ChatServiceFactory = (context: InvocationContext) => ChatService;
@@ -37,6 +38,7 @@ export const durableChatService: ChatServiceFactory = (context) =>
     requireModel: () => void getModelClient(),
     newMessageId: () => `m-${randomUUID()}`,
     streams: getTurnStreamStore(),
+    tools: TOOL_NAMES,
   });
 
 function chatUrl(request: HttpRequest, chatId: string, timestampUTC?: string): string {
@@ -47,7 +49,11 @@ function chatUrl(request: HttpRequest, chatId: string, timestampUTC?: string): s
 
 const readCreateBody = jsonBodyReader(
   () => getConfig().limits,
-  (limits) => z.object({ instructions: textField('instructions', limits.maxMessageChars).optional() }),
+  (limits) =>
+    z.object({
+      instructions: textField('instructions', limits.maxMessageChars).optional(),
+      tools: z.array(z.string().max(64)).max(64).optional(),
+    }),
 );
 const readPostBody = jsonBodyReader(
   () => getConfig().limits,
@@ -81,7 +87,7 @@ export function chatHandlers(service: ChatServiceFactory = durableChatService) {
     async create(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
       const chatId = parseChatId(request.params.chatId);
       const body = await readCreateBody(request);
-      const outcome = await service(context).create(chatId, { instructions: body.instructions });
+      const outcome = await service(context).create(chatId, { instructions: body.instructions, tools: body.tools });
       return jsonResponse(outcome === 'created' ? 201 : 202, { chatId }, { Location: chatUrl(request, chatId) });
     },
 

@@ -30,8 +30,10 @@ export function completionEventStream(chunks: AsyncIterable<CompletionChunk>): R
             controller.enqueue(event('delta', { text: next.value.text }));
             return;
           }
-          const { type: _type, ...rest } = next.value;
-          usage = rest;
+          if (next.value.type === 'usage') {
+            const { type: _type, ...rest } = next.value;
+            usage = rest;
+          }
         }
       } catch (err) {
         const failure = err instanceof AppError ? err : new ModelFailedError('The model stream failed.');

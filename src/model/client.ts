@@ -7,26 +7,50 @@ import OpenAI, { AzureOpenAI } from 'openai';
 import type { ModelEndpoint, ModelSettings } from '../config';
 import { AppError, ModelFailedError, ModelThrottledError, ModelTimeoutError } from '../errors';
 
-export interface PromptMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
+/** A function the model may call; `parameters` is a JSON Schema object. */
+export interface ToolSpec {
+  name: string;
+  description: string;
+  parameters: Record<string, unknown>;
 }
+
+/** A call the model asked for; `arguments` is the model's raw JSON text (may be invalid JSON). */
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+export type PromptMessage =
+  | { role: 'system' | 'user'; content: string }
+  | { role: 'assistant'; content: string; toolCalls?: ToolCall[] }
+  | { role: 'tool'; toolCallId: string; content: string };
 
 export interface CompletionRequest {
   messages: readonly PromptMessage[];
+  /** Functions the model may call; none (or an empty list) sends no `tools` at all. */
+  tools?: readonly ToolSpec[];
   /** Cap on generated tokens; defaults to MODEL_MAX_COMPLETION_TOKENS. */
   maxTokens?: number;
 }
 
 export interface Completion {
   text: string;
+  /** The function calls the model asked for, in its order; empty when it only answered text. */
+  toolCalls: ToolCall[];
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
 }
 
-/** One piece of a streamed completion: text as it arrives, then the usage of the whole call. */
-export type CompletionChunk = { type: 'delta'; text: string } | { type: 'usage'; promptTokens: number; completionTokens: number; totalTokens: number };
+/**
+ * One piece of a streamed completion: text as it arrives, the usage of the whole call, and last of
+ * all (after usage, once the stream has ended complete) the assembled tool calls, if the model made any.
+ */
+export type CompletionChunk =
+  | { type: 'delta'; text: string }
+  | { type: 'tool-calls'; calls: ToolCall[] }
+  | { type: 'usage'; promptTokens: number; completionTokens: number; totalTokens: number };
 
 export interface ModelClient {
   complete(request: CompletionRequest): Promise<Completion>;
@@ -72,7 +96,9 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
 
   function requestBody(request: CompletionRequest) {
     const maxTokens = request.maxTokens ?? settings.maxCompletionTokens;
-    return { model, messages: request.messages.map((m) => ({ role: m.role, content: m.content })), [settings.tokenLimitParameter]: maxTokens };
+    // An empty `tools` list is rejected by some servers, so no tools means no `tools` key at all.
+    const tools = request.tools === undefined || request.tools.length === 0 ? {} : { tools: request.tools.map(toOpenAITool) };
+    return { model, messages: request.messages.map(toOpenAIMessage), ...tools, [settings.tokenLimitParameter]: maxTokens };
   }
   const callOptions = { timeout: settings.timeoutMs, maxRetries: 0 };
 
@@ -94,12 +120,14 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
     const response = await openai.chat.completions.create(requestBody(request), { ...callOptions, signal });
     const choice = Array.isArray(response?.choices) ? response.choices[0] : undefined;
     const content: unknown = choice?.message?.content;
+    // Null content is valid: a message that only asks for tool calls carries none.
     if (choice === undefined || (content !== null && typeof content !== 'string')) {
       throw new UnusableAnswerError('the model answered without a completion');
     }
     const usage = response.usage;
     return {
       text: content ?? '',
+      toolCalls: answeredToolCalls(choice.message.tool_calls),
       promptTokens: usage?.prompt_tokens ?? 0,
       completionTokens: usage?.completion_tokens ?? 0,
       totalTokens: usage?.total_tokens ?? 0,
@@ -126,9 +154,11 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
 
   async function* chunksOf(stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>): AsyncGenerator<CompletionChunk> {
     let finished = false;
+    const calls = new Map<number, PartialToolCall>();
     try {
       for await (const chunk of stream) {
         if (chunk.choices?.[0]?.finish_reason) finished = true;
+        addToolCallFragments(calls, chunk.choices?.[0]?.delta?.tool_calls);
         const text = chunk.choices?.[0]?.delta?.content;
         if (typeof text === 'string' && text !== '') yield { type: 'delta', text };
         if (chunk.usage) {
@@ -141,6 +171,9 @@ export function createModelClient(endpoint: ModelEndpoint, settings: ModelSettin
     }
     // A connection that closes without a finish reason is a cut-off answer, not a complete one.
     if (!finished) throw new ModelFailedError('The model stream ended before the answer was complete.');
+    // Calls go out only whole, so they come last: a fragment may arrive in any chunk before the end.
+    const toolCalls = assembledToolCalls(calls);
+    if (toolCalls.length > 0) yield { type: 'tool-calls', calls: toolCalls };
   }
 
   return {
@@ -176,6 +209,97 @@ async function* resumed<T>(first: T, iterator: AsyncIterator<T>): AsyncGenerator
   } finally {
     await iterator.return?.();
   }
+}
+
+type OpenAIMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
+
+function toOpenAIMessage(message: PromptMessage): OpenAIMessage {
+  switch (message.role) {
+    case 'tool':
+      return { role: 'tool', tool_call_id: message.toolCallId, content: message.content };
+    case 'assistant': {
+      // Plain assistant turns go out exactly as before tools existed; an empty call list is no call.
+      if (message.toolCalls === undefined || message.toolCalls.length === 0) return { role: 'assistant', content: message.content };
+      const toolCalls = message.toolCalls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
+      return { role: 'assistant', content: message.content || null, tool_calls: toolCalls };
+    }
+    default:
+      return { role: message.role, content: message.content };
+  }
+}
+
+function toOpenAITool(tool: ToolSpec): OpenAI.Chat.Completions.ChatCompletionFunctionTool {
+  return { type: 'function', function: { name: tool.name, description: tool.description, parameters: tool.parameters } };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A call type we do not handle (e.g. `custom`); a missing type is taken as `function`. */
+function isOtherToolType(type: unknown): boolean {
+  return type !== undefined && type !== null && type !== 'function';
+}
+
+/**
+ * The function calls of a non-streamed answer. The SDK does not check the JSON, so a call we could
+ * not answer (no id or name) makes the answer unusable, retried like any other.
+ */
+function answeredToolCalls(raw: unknown): ToolCall[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new UnusableAnswerError('the model answered with malformed tool calls');
+  const calls: ToolCall[] = [];
+  for (const item of raw) {
+    if (isRecord(item) && isOtherToolType(item.type)) continue;
+    const fn = isRecord(item) && isRecord(item.function) ? item.function : undefined;
+    const args = fn?.arguments ?? '';
+    if (!isRecord(item) || typeof item.id !== 'string' || item.id === '' || typeof fn?.name !== 'string' || fn.name === '' || typeof args !== 'string') {
+      throw new UnusableAnswerError('the model answered with malformed tool calls');
+    }
+    calls.push({ id: item.id, name: fn.name, arguments: args });
+  }
+  return calls;
+}
+
+/** A streamed tool call being put together from its `delta.tool_calls` fragments. */
+interface PartialToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+  /** Set when a fragment declares a non-function type: the call is dropped at the end. */
+  ignored: boolean;
+}
+
+/** Adds one chunk's fragments: id and name come with a call's first fragment, arguments in pieces. */
+function addToolCallFragments(calls: Map<number, PartialToolCall>, fragments: unknown): void {
+  if (!Array.isArray(fragments)) return;
+  for (const [position, fragment] of fragments.entries()) {
+    if (!isRecord(fragment)) continue;
+    // Parallel calls interleave, told apart by `index` (a server that omits it sends one per chunk position).
+    const index = typeof fragment.index === 'number' ? fragment.index : position;
+    let call = calls.get(index);
+    if (call === undefined) {
+      call = { id: '', name: '', arguments: '', ignored: false };
+      calls.set(index, call);
+    }
+    if (isOtherToolType(fragment.type)) call.ignored = true;
+    if (call.id === '' && typeof fragment.id === 'string') call.id = fragment.id;
+    const fn = isRecord(fragment.function) ? fragment.function : {};
+    // Some servers repeat the name in later fragments; the first one counts.
+    if (call.name === '' && typeof fn.name === 'string') call.name = fn.name;
+    if (typeof fn.arguments === 'string') call.arguments += fn.arguments;
+  }
+}
+
+/** The function calls of a complete stream, by index; one without an id or name cannot be answered. */
+function assembledToolCalls(calls: ReadonlyMap<number, PartialToolCall>): ToolCall[] {
+  const complete: ToolCall[] = [];
+  for (const [, call] of [...calls.entries()].sort(([a], [b]) => a - b)) {
+    if (call.ignored) continue;
+    if (call.id === '' || call.name === '') throw new ModelFailedError('The model stream ended with an incomplete tool call.');
+    complete.push({ id: call.id, name: call.name, arguments: call.arguments });
+  }
+  return complete;
 }
 
 function openAIClient(endpoint: ModelEndpoint, settings: ModelSettings): OpenAI {

@@ -4,7 +4,7 @@ import { ModelNotConfiguredError } from '../errors';
 import { createModelClient, type ModelClient } from './client';
 
 export { createModelClient, retryAfterFromHeaders } from './client';
-export type { Completion, CompletionChunk, CompletionRequest, ModelClient, PromptMessage } from './client';
+export type { Completion, CompletionChunk, CompletionRequest, ModelClient, PromptMessage, ToolCall, ToolSpec } from './client';
 
 let shared: ModelClient | undefined;
 

@@ -19,7 +19,27 @@ const rowSchema = z.object({
   text: z.string().optional(),
   userMessageId: z.string().optional(),
   userCreatedAt: z.string().optional(),
+  round: z.number().int().positive().optional(),
+  /** A start record's tool results or an end record's tool calls, as JSON. */
+  tools: z.string().optional(),
 });
+
+const toolCallsJson = z.array(z.object({ id: z.string(), name: z.string(), arguments: z.string() }));
+const toolResultsJson = z.array(z.object({ toolCallId: z.string(), name: z.string(), content: z.string(), failed: z.boolean() }));
+
+/** Reads a record's tool column; a column that does not parse counts as none (the chat keeps the full record). */
+function toolsColumn<T>(schema: z.ZodType<T>, json: string | undefined): T | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const parsed = schema.safeParse(JSON.parse(json));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// A table property holds at most 32K characters: long tool results are cut for the stream (the chat keeps them whole).
+const MAX_STREAMED_RESULT_CHARS = 4_000;
 
 function tableClient(storage: NonNullable<StreamStorage>): TableClient {
   const options = { retryOptions: { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 1_000 } };
@@ -54,7 +74,16 @@ export function tableTurnStreamStore(storage: NonNullable<StreamStorage>): TurnS
       const transaction = new TableTransaction();
       for (const record of records) {
         const { key, ...fields } = record;
-        transaction.createEntity({ partitionKey: chatId, rowKey: `${turnPrefix(messageId)}${key}`, ...fields });
+        const row: Record<string, unknown> = { partitionKey: chatId, rowKey: `${turnPrefix(messageId)}${key}`, ...fields };
+        if (record.kind === 'start' && record.toolResults !== undefined) {
+          delete row.toolResults;
+          row.tools = JSON.stringify(record.toolResults.map((r) => ({ ...r, content: r.content.slice(0, MAX_STREAMED_RESULT_CHARS) })));
+        }
+        if (record.kind === 'end' && record.toolCalls !== undefined) {
+          delete row.toolCalls;
+          row.tools = JSON.stringify(record.toolCalls);
+        }
+        transaction.createEntity(row as TableEntity);
       }
       await client.submitTransaction(transaction.actions);
     },
@@ -67,9 +96,18 @@ export function tableTurnStreamStore(storage: NonNullable<StreamStorage>): TurnS
         if (!row.success) continue;
         const { rowKey, attempt, kind } = row.data;
         const key = rowKey.slice(prefix.length);
-        if (kind === 'start') records.push({ key, attempt, kind, userMessageId: row.data.userMessageId ?? messageId, userCreatedAt: row.data.userCreatedAt ?? '' });
-        else if (kind === 'text') records.push({ key, attempt, kind, text: row.data.text ?? '' });
-        else records.push({ key, attempt, kind });
+        if (kind === 'start') {
+          const start: TurnStreamRecord = { key, attempt, kind, round: row.data.round ?? 1, userMessageId: row.data.userMessageId ?? messageId, userCreatedAt: row.data.userCreatedAt ?? '' };
+          const toolResults = toolsColumn(toolResultsJson, row.data.tools);
+          if (toolResults !== undefined) start.toolResults = toolResults;
+          records.push(start);
+        } else if (kind === 'text') records.push({ key, attempt, kind, text: row.data.text ?? '' });
+        else {
+          const end: TurnStreamRecord = { key, attempt, kind };
+          const toolCalls = toolsColumn(toolCallsJson, row.data.tools);
+          if (toolCalls !== undefined) end.toolCalls = toolCalls;
+          records.push(end);
+        }
       }
       return records;
     },

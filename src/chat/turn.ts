@@ -1,0 +1,142 @@
+/**
+ * One turn as its orchestration runs it: model calls and tool rounds, until the model answers
+ * without calling a tool, fails, or reaches the round limit. Plain TypeScript and deterministic — the
+ * orchestrator (durable/turnOrchestration.ts) only carries what this decides to its activities and
+ * back — so the turn's rules are unit-tested without a runtime.
+ */
+import { z } from 'zod';
+import type { PromptMessage } from '../model/client';
+import type { ToolCallRecord, ToolResult, ToolRound, TurnEnd, TurnOutcome, TurnPlan } from './state';
+
+/** What one model call of a turn gets (the model step activity). */
+export interface ModelStepInput {
+  chatId: string;
+  messageId: string;
+  /** 1 for the first call of the turn; each tool round adds one. */
+  round: number;
+  prompt: PromptMessage[];
+  /** The tools offered in this call (none after the round limit). */
+  tools: string[];
+  stream: boolean;
+  userCreatedAt: string;
+  /** The results of the previous round's calls, published with this call's streamed text. */
+  previousResults: ToolResult[];
+}
+
+export type ModelStepOutput =
+  | { ok: true; text: string; toolCalls: ToolCallRecord[]; totalTokens: number; streamAttempt?: string }
+  | { ok: false; code: string; message: string; partialText: string; totalTokens: number; streamAttempt?: string };
+
+/** What one tool call of a turn gets (the tool step activity). */
+export interface ToolStepInput {
+  chatId: string;
+  call: ToolCallRecord;
+  /** The chat's tools: a call of any other name is answered with an error. */
+  tools: string[];
+}
+
+const toolCall = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
+const toolResult = z.object({ toolCallId: z.string(), name: z.string(), content: z.string(), failed: z.boolean() });
+const promptMessage = z.union([
+  z.object({ role: z.enum(['system', 'user']), content: z.string() }),
+  z.object({ role: z.literal('assistant'), content: z.string(), toolCalls: z.array(toolCall).optional() }),
+  z.object({ role: z.literal('tool'), toolCallId: z.string(), content: z.string() }),
+]);
+
+// Inputs and outputs cross the task hub's storage: validated where they are read, like any input.
+export const turnPlanSchema = z.object({
+  chatId: z.string().min(1),
+  messageId: z.string().min(1),
+  prompt: z.array(promptMessage),
+  tools: z.array(z.string()),
+  stream: z.boolean(),
+  userCreatedAt: z.string(),
+  maxToolRounds: z.number().int().nonnegative(),
+});
+export const modelStepInputSchema = z.object({
+  chatId: z.string().min(1),
+  messageId: z.string().min(1),
+  round: z.number().int().positive(),
+  prompt: z.array(promptMessage),
+  tools: z.array(z.string()),
+  stream: z.boolean(),
+  userCreatedAt: z.string(),
+  previousResults: z.array(toolResult),
+});
+export const modelStepOutputSchema = z.union([
+  z.object({ ok: z.literal(true), text: z.string(), toolCalls: z.array(toolCall), totalTokens: z.number(), streamAttempt: z.string().optional() }),
+  z.object({ ok: z.literal(false), code: z.string(), message: z.string(), partialText: z.string(), totalTokens: z.number(), streamAttempt: z.string().optional() }),
+]);
+export const toolStepInputSchema = z.object({ chatId: z.string().min(1), call: toolCall, tools: z.array(z.string()) });
+export const toolResultSchema = toolResult;
+
+export class TurnProgress {
+  private readonly rounds: ToolRound[] = [];
+  private tokens = 0;
+  private end: TurnEnd | undefined;
+  private lastAttempt: string | undefined;
+
+  constructor(private readonly plan: TurnPlan) {}
+
+  get done(): boolean {
+    return this.end !== undefined;
+  }
+
+  /** The next model call: the plan's prompt followed by every tool round so far. */
+  nextModelStep(): ModelStepInput {
+    const round = this.rounds.length + 1;
+    const steps = this.rounds.flatMap((r): PromptMessage[] => [
+      { role: 'assistant', content: r.text, toolCalls: r.toolCalls },
+      ...r.results.map((res): PromptMessage => ({ role: 'tool', toolCallId: res.toolCallId, content: res.content })),
+    ]);
+    return {
+      chatId: this.plan.chatId,
+      messageId: this.plan.messageId,
+      round,
+      prompt: [...this.plan.prompt, ...steps],
+      tools: round <= this.plan.maxToolRounds ? this.plan.tools : [],
+      stream: this.plan.stream,
+      userCreatedAt: this.plan.userCreatedAt,
+      previousResults: this.rounds.at(-1)?.results ?? [],
+    };
+  }
+
+  /** Takes a model call's output: the calls to run now, or none when the turn is done. */
+  afterModel(output: ModelStepOutput, offered: readonly string[]): ToolCallRecord[] {
+    this.tokens += output.totalTokens;
+    this.lastAttempt = output.streamAttempt;
+    if (!output.ok) {
+      this.end = { kind: 'failed', code: output.code, message: output.message, partialText: output.partialText };
+      return [];
+    }
+    if (output.toolCalls.length === 0) {
+      this.end = { kind: 'replied', text: output.text };
+      return [];
+    }
+    if (offered.length === 0) {
+      const message = `The model asked for tools after the limit of ${this.plan.maxToolRounds} tool rounds in a turn.`;
+      this.end = { kind: 'failed', code: 'tool_round_limit', message, partialText: output.text };
+      return [];
+    }
+    const round: ToolRound = { text: output.text, toolCalls: output.toolCalls, results: [] };
+    if (output.streamAttempt !== undefined) round.streamAttempt = output.streamAttempt;
+    this.rounds.push(round);
+    return output.toolCalls;
+  }
+
+  toolStep(call: ToolCallRecord): ToolStepInput {
+    return { chatId: this.plan.chatId, call, tools: this.plan.tools };
+  }
+
+  /** The results of the last round's calls, in the order of the calls. */
+  afterTools(results: ToolResult[]): void {
+    const round = this.rounds.at(-1);
+    if (round !== undefined) round.results = results;
+  }
+
+  outcome(): TurnOutcome {
+    const outcome: TurnOutcome = { messageId: this.plan.messageId, rounds: this.rounds, end: this.end ?? { kind: 'failed', code: 'turn_incomplete', message: 'The turn ended early.', partialText: '' }, totalTokens: this.tokens };
+    if (this.lastAttempt !== undefined) outcome.streamAttempt = this.lastAttempt;
+    return outcome;
+  }
+}

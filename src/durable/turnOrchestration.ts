@@ -1,0 +1,39 @@
+/**
+ * The turn orchestration: one instance per chat turn, with a deterministic id per chat and message,
+ * so a turn is started once however often its start is retried. It calls the model and the tools as
+ * activities (a completed one is never run again on replay) and signals the outcome to its chat
+ * entity, which records it and starts the next turn. All decisions are chat/turn.ts's; this only
+ * carries them to activities and back, so it stays deterministic.
+ */
+import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
+import { TurnProgress, modelStepOutputSchema, toolResultSchema, turnPlanSchema } from '../chat/turn';
+import type { ToolResult, TurnPlan } from '../chat/state';
+import { chatEntityId } from './chatEntityStore';
+import { decodeStorable, encodeStorable } from './storableJson';
+
+export const TURN_ORCHESTRATION = 'chatTurn';
+export const MODEL_STEP_ACTIVITY = 'chatModelStep';
+export const TOOL_STEP_ACTIVITY = 'chatToolStep';
+
+/** `turn~<chatId>~<messageId>`: neither id may contain `~`, so the id names one turn of one chat. */
+export function turnInstanceId(chatId: string, messageId: string): string {
+  return `turn~${chatId}~${messageId}`;
+}
+
+export const turnOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
+  const plan: TurnPlan = turnPlanSchema.parse(decodeStorable(context.df.getInput()));
+  const turn = new TurnProgress(plan);
+  for (;;) {
+    const step = turn.nextModelStep();
+    const output = modelStepOutputSchema.parse(decodeStorable(yield context.df.callActivity(MODEL_STEP_ACTIVITY, encodeStorable(step))));
+    const calls = turn.afterModel(output, step.tools);
+    if (calls.length === 0) break;
+    // Parallel calls of one reply run side by side; their results keep the order of the calls.
+    const results: unknown = yield context.df.Task.all(calls.map((call) => context.df.callActivity(TOOL_STEP_ACTIVITY, encodeStorable(turn.toolStep(call)))));
+    turn.afterTools((results as unknown[]).map((r): ToolResult => toolResultSchema.parse(decodeStorable(r))));
+  }
+  // Signalled, not called: the orchestration completes in the same commit, so the entity can purge it.
+  context.df.signalEntity(chatEntityId(plan.chatId), 'finishTurn', encodeStorable(turn.outcome()));
+  return { messageId: plan.messageId, rounds: turn.outcome().rounds.length };
+};
+
