@@ -16,6 +16,8 @@ export interface ChatStore {
   read(chatId: string): Promise<ChatState | undefined>;
   readPage(chatId: string, page: number): Promise<HistoryPage | undefined>;
   signal(chatId: string, operation: ChatOperation): Promise<void>;
+  /** Removes what storage keeps of a deleted chat's entity (its rows in the task hub). */
+  purgeDeleted(chatId: string): Promise<void>;
 }
 
 export interface ChatServicePorts {
@@ -150,7 +152,10 @@ export class ChatService {
   async delete(chatId: string): Promise<'deleted' | 'deleting'> {
     if ((await this.ports.store.read(chatId)) === undefined) throw new ChatNotFoundError(chatId);
     await this.ports.store.signal(chatId, { name: 'delete' });
-    return (await this.waitFor(chatId, (s) => s === undefined, this.policy.deleteWaitMs)) === undefined ? 'deleted' : 'deleting';
+    if ((await this.waitFor(chatId, (s) => s === undefined, this.policy.deleteWaitMs)) !== undefined) return 'deleting';
+    // Best effort: a chat deleted but not purged is gone all the same, only its rows stay.
+    await this.ports.store.purgeDeleted(chatId).catch(() => undefined);
+    return 'deleted';
   }
 
   /**

@@ -16,7 +16,7 @@ import { addTodo, removeTodo } from '../tools/todoList';
 import { chatEntityId, historyPageEntityId } from './chatEntityStore';
 import { decodeStorable, encodeStorable } from './storableJson';
 import { parseTodoList, todoListEntityId } from './todoEntityStore';
-import type { TurnInstances } from './turnInstances';
+import type { ChatInstances } from './chatInstances';
 import { turnInstanceId } from './turnOrchestration';
 
 const toolCall = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
@@ -60,8 +60,8 @@ export interface ChatEntitySettings {
 }
 
 export interface ChatEntityPorts {
-  /** The turn instances, through this invocation's durable client. */
-  turns(context: EntityContext<unknown>): TurnInstances;
+  /** The chat's instances in the task hub, through this invocation's durable client. */
+  instances(context: EntityContext<unknown>): ChatInstances;
   streams(): TurnStreamStore | undefined;
   settings(): ChatEntitySettings;
   now(): Date;
@@ -101,7 +101,7 @@ export function chatEntity(ports: ChatEntityPorts) {
       if (plan === undefined || started.turn === undefined) return current;
       // The previous streamed turn's records are no longer needed by anyone: its reply is stored.
       if (current.streamedTurn !== undefined) await ports.streams()?.deleteTurn(chatId, current.streamedTurn).catch(() => undefined);
-      await ports.turns(context).start(started.turn.instanceId, plan);
+      await ports.instances(context).start(started.turn.instanceId, plan);
       const { streamedTurn: _previous, ...rest } = started;
       return plan.stream ? { ...rest, streamedTurn: plan.messageId } : rest;
     };
@@ -129,7 +129,7 @@ export function chatEntity(ports: ChatEntityPorts) {
         if (state === undefined) {
           // The chat was deleted while the turn ran: nothing records it, but it must not stay in the hub.
           const { messageId } = chatOperations.finishTurn.parse(decodeStorable(context.df.getInput()));
-          await ports.turns(context).purgeWhenFinished(turnInstanceId(chatId, messageId), PURGE_WAIT_MS);
+          await ports.instances(context).purgeWhenFinished(turnInstanceId(chatId, messageId), PURGE_WAIT_MS);
           return;
         }
         const outcome = chatOperations.finishTurn.parse(decodeStorable(context.df.getInput())) as TurnOutcome;
@@ -140,7 +140,7 @@ export function chatEntity(ports: ChatEntityPorts) {
         // The turns that finished before this one have surely completed: purged now, beside the next
         // start. This one completes in the commit that sent its outcome, and is purged next time.
         const earlier = finished.unpurgedTurns.slice(0, -1);
-        const [next, failed] = await Promise.all([startIfIdle(finished).catch((err: unknown) => ({ err })), ports.turns(context).purge(earlier)]);
+        const [next, failed] = await Promise.all([startIfIdle(finished).catch((err: unknown) => ({ err })), ports.instances(context).purge(earlier)]);
         const purged = { unpurgedTurns: [...failed, ...finished.unpurgedTurns.slice(-1)] };
         if ('err' in next) {
           save({ ...finished, ...purged });
@@ -160,13 +160,17 @@ export function chatEntity(ports: ChatEntityPorts) {
         return;
       case 'delete': {
         if (state === undefined) return;
-        const turns = ports.turns(context);
+        const turns = ports.instances(context);
         const running = state.turn?.instanceId;
         if (running !== undefined) await turns.terminate(running);
         await Promise.all([turns.purge(state.unpurgedTurns.slice(0, -1)), ...[...state.unpurgedTurns.slice(-1), ...(running === undefined ? [] : [running])].map((id) => turns.purgeWhenFinished(id, PURGE_WAIT_MS))]);
         if (state.streamedTurn !== undefined) await ports.streams()?.deleteTurn(chatId, state.streamedTurn).catch(() => undefined);
-        for (let page = 0; page < state.pageCount; page++) context.df.signalEntity(historyPageEntityId(chatId, page), 'delete');
-        context.df.signalEntity(todoListEntityId(chatId), 'delete');
+        // Pages and the todo list are purged outright (a deleted entity would keep its rows); a page
+        // whose purge fails is deleted by a signal instead. The chat's own rows go with the request
+        // that deleted it (chat/service.ts), as no entity can purge itself.
+        const owned = [todoListEntityId(chatId), ...Array.from({ length: state.pageCount }, (_, page) => historyPageEntityId(chatId, page))];
+        const failed = new Set(await turns.purge(owned.map((id) => id.toString())));
+        for (const id of owned) if (failed.has(id.toString())) context.df.signalEntity(id, 'delete');
         context.df.destructOnExit();
         return;
       }

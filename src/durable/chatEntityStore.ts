@@ -85,6 +85,10 @@ export function durableChatStore(client: DurableClient, policy: RetryPolicy = DE
       const input = encodeStorable('input' in operation ? operation.input : undefined);
       await withRetries(`signalling '${operation.name}' to chat '${chatId}'`, () => client.signalEntity(chatEntityId(chatId), operation.name, input));
     },
+    async purgeDeleted(chatId) {
+      // An entity is an instance `@name@key` underneath; deleting its state leaves the instance's rows.
+      await client.purgeInstanceHistory(chatEntityId(chatId).toString());
+    },
   };
 }
 

@@ -4,12 +4,12 @@ import { getConfig } from '../config';
 import { chatEntity, historyPageEntity, todoListEntity } from '../durable/chatEntities';
 import { CHAT_ENTITY_NAME, HISTORY_PAGE_ENTITY_NAME } from '../durable/chatEntityStore';
 import { TODO_LIST_ENTITY_NAME } from '../durable/todoEntityStore';
-import { durableTurnInstances } from '../durable/turnInstances';
+import { durableChatInstances } from '../durable/chatInstances';
 import { getTurnStreamStore } from '../storage/turnStreamTable';
 import { TOOL_NAMES } from '../tools/registry';
 
 const chat = chatEntity({
-  turns: (context) => durableTurnInstances(df.getClient(context)),
+  instances: (context) => durableChatInstances(df.getClient(context)),
   streams: getTurnStreamStore,
   settings: () => {
     const { historyTokenBudget, historyPageBytes, maxToolRounds } = getConfig().chat;

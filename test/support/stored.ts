@@ -1,9 +1,9 @@
 /**
  * What the app stored, read behind its back, for the suites and the bench: an entity's state through
- * the runtime's Durable HTTP API (with the master key where keys are enforced), and the stream
- * records a chat's turns left in the stream table (straight from Azurite).
+ * the runtime's Durable HTTP API (with the master key where keys are enforced), the stream records a
+ * chat's turns left in the stream table, and the task hub's rows (both straight from Azurite).
  */
-import { TableClient } from '@azure/data-tables';
+import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { TURN_STREAM_TABLE } from '../../src/storage/turnStreamTable';
 import type { TestApp } from './app';
 
@@ -23,4 +23,19 @@ export async function countStreamRecords(t: TestApp, chatId: string, messageId?:
   let count = 0;
   for await (const _row of client.listEntities({ queryOptions: { filter: `PartitionKey eq '${chatId}'${turn}` } })) count++;
   return count;
+}
+
+/**
+ * Rows in every table of the storage account except the stream table: the task hub as either
+ * runtime lays it out (the Functions host's instances, history and partitions; the local host's own).
+ */
+export async function listTaskHubRows(t: TestApp): Promise<string[]> {
+  const service = TableServiceClient.fromConnectionString(t.azurite.connectionString, { allowInsecureConnection: true });
+  const rows: string[] = [];
+  for await (const table of service.listTables()) {
+    if (table.name === undefined || table.name === TURN_STREAM_TABLE) continue;
+    const client = TableClient.fromConnectionString(t.azurite.connectionString, table.name, { allowInsecureConnection: true });
+    for await (const row of client.listEntities({ queryOptions: { select: ['PartitionKey', 'RowKey'] } })) rows.push(`${table.name} ${row.partitionKey ?? ''} ${row.rowKey ?? ''}`);
+  }
+  return rows;
 }

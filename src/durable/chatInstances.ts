@@ -1,7 +1,8 @@
 /**
- * Turn orchestration instances as the chat entity manages them through its durable client: started
- * once per turn (a repeated start of an existing instance is not an error), and purged from the task
- * hub once finished, so the hub does not grow with finished turns.
+ * The task hub instances a chat owns, as its entity manages them through its durable client: turn
+ * orchestrations, started once per turn (a repeated start of an existing instance is not an error)
+ * and purged once finished, so the hub does not grow with finished turns; and, when the chat is
+ * deleted, the instances of its other entities (history pages, todo list), purged outright.
  */
 import type { DurableClient } from './chatEntityStore';
 import { TURN_ORCHESTRATION } from './turnOrchestration';
@@ -60,16 +61,16 @@ function defaultSleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** The turn instances one chat entity manages (its durable client in production). */
-export interface TurnInstances {
+/** The instances one chat entity manages (its durable client in production). */
+export interface ChatInstances {
   start(instanceId: string, plan: TurnPlan): Promise<void>;
-  /** Purges instances known to have finished; returns those whose purge failed. */
+  /** Purges instances known to have finished, or entities known to be idle; returns those whose purge failed. */
   purge(instanceIds: readonly string[]): Promise<string[]>;
   purgeWhenFinished(instanceId: string, waitMs: number): Promise<boolean>;
   terminate(instanceId: string): Promise<void>;
 }
 
-export function durableTurnInstances(client: DurableClient): TurnInstances {
+export function durableChatInstances(client: DurableClient): ChatInstances {
   return {
     start: (instanceId, plan) => startTurn(client, instanceId, plan),
     purge: (instanceIds) => purgeTurns(client, instanceIds),
