@@ -314,7 +314,7 @@ async function promptGrowthAndReads(app: Bench) {
   // The turns in the order the chat stored them, and the prompt the model received for each.
   const stored = (await (await fetch(app.url(`/api/chats/${chatId}`))).json()) as { instructions: string; recentMessages: { role: string; content: string; createdAt: string }[] };
   const promptFor = new Map(app.model.requests.slice(firstRequest).map((r: RecordedRequest) => [r.body.messages.at(-1)?.content, r.body.messages]));
-  const tokens = (messages: readonly { content: string }[]) => messages.reduce((sum, m) => sum + countMessageTokens(m.content), REPLY_PRIMING_TOKENS);
+  const tokens = (messages: readonly { content: string | null }[]) => messages.reduce((sum, m) => sum + countMessageTokens(m.content ?? ''), REPLY_PRIMING_TOKENS);
   const userIndexes = stored.recentMessages.flatMap((m, i) => (m.role === 'user' ? [i] : []));
   const sent = userIndexes.map((i) => promptFor.get(stored.recentMessages[i]!.content) ?? []);
   const sizes = sent.map(tokens);

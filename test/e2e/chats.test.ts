@@ -43,7 +43,7 @@ const until = (id: string, done: (state: ChatView) => boolean, timeoutMs = 30_00
     const { status, body } = await get(id);
     return status === 200 && done(body) ? body : undefined;
   }, timeoutMs, 20);
-const requestsFor = (marker: string) => t.model.requests.filter((r) => r.body.messages.some((m) => m.content.includes(marker)));
+const requestsFor = (marker: string) => t.model.requests.filter((r) => r.body.messages.some((m) => m.content?.includes(marker)));
 
 describe('chats', () => {
   it("runs the seed's flow: create, two posts answered inline, state since a timestamp", async () => {
@@ -239,7 +239,7 @@ describe('chats', () => {
     expect(state.totalMessages).toBe(1001); // the instructions, then 500 turns
     const prompts = requestsFor('long-chat message').map((r) => r.body.messages);
     expect(prompts).toHaveLength(500);
-    const sizes = prompts.map((p) => p.reduce((sum, m) => sum + countMessageTokens(m.content), REPLY_PRIMING_TOKENS));
+    const sizes = prompts.map((p) => p.reduce((sum, m) => sum + countMessageTokens(m.content ?? ''), REPLY_PRIMING_TOKENS));
     expect(Math.max(...sizes)).toBeLessThanOrEqual(BUDGET);
     expect(prompts.at(-1)!.length).toBeGreaterThan(5); // the window holds real history, not just the last message
   }, 180_000);

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, type ModelSettings } from '../../src/config';
 import { ModelFailedError, ModelThrottledError, ModelTimeoutError } from '../../src/errors';
-import { createModelClient, retryAfterFromHeaders } from '../../src/model';
-import { startModelServer, type ModelServer } from '../support/model-server';
+import { createModelClient, retryAfterFromHeaders, type CompletionChunk, type PromptMessage, type ToolSpec } from '../../src/model';
+import { lastMessage, startModelServer, type ModelServer } from '../support/model-server';
 
 let model: ModelServer;
 beforeAll(async () => {
@@ -32,7 +32,7 @@ describe('model client against an OpenAI-compatible server', () => {
   it('returns the completion text and usage', async () => {
     model.enqueue({ reply: 'Hi there', usage: { prompt: 7, completion: 3 } });
     const result = await clientFor(openAIEnv()).complete(ask);
-    expect(result).toEqual({ text: 'Hi there', promptTokens: 7, completionTokens: 3, totalTokens: 10 });
+    expect(result).toEqual({ text: 'Hi there', toolCalls: [], promptTokens: 7, completionTokens: 3, totalTokens: 10 });
     const [sent] = model.requests;
     expect(sent?.path).toBe('/v1/chat/completions');
     expect(sent?.body.model).toBe('chat');
@@ -126,6 +126,155 @@ describe('model client against an OpenAI-compatible server', () => {
     expect(err).toBeInstanceOf(ModelFailedError);
     expect((err as Error).message).toContain('400: context too long');
     expect(model.requests).toHaveLength(1);
+  });
+});
+
+const weatherTool: ToolSpec = {
+  name: 'get_weather',
+  description: 'Current weather for a city',
+  parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false },
+};
+const timeTool: ToolSpec = { name: 'get_time', description: 'Local time in a time zone', parameters: { type: 'object', properties: { tz: { type: 'string' } } } };
+const twoCalls = [
+  { id: 'call_w', name: 'get_weather', arguments: { city: 'Oslo' } },
+  { id: 'call_t', name: 'get_time', arguments: '{"tz":"Europe/Oslo"}' },
+];
+const twoCallsAssembled = [
+  { id: 'call_w', name: 'get_weather', arguments: '{"city":"Oslo"}' },
+  { id: 'call_t', name: 'get_time', arguments: '{"tz":"Europe/Oslo"}' },
+];
+
+async function collect(chunks: AsyncIterable<CompletionChunk>): Promise<CompletionChunk[]> {
+  const all: CompletionChunk[] = [];
+  for await (const chunk of chunks) all.push(chunk);
+  return all;
+}
+
+interface ToolCallFragment {
+  index: number;
+  id?: string;
+  function?: { name?: string; arguments?: string };
+}
+
+/** The `delta.tool_calls` fragments the scripted server streams, read straight off the wire. */
+async function rawToolCallFragments(): Promise<ToolCallFragment[]> {
+  const response = await fetch(`${model.baseURL}/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'chat', stream: true, messages: [] }) });
+  const events = (await response.text()).split('\n\n').filter((e) => e.startsWith('data: {'));
+  return events.flatMap((e) => (JSON.parse(e.slice('data: '.length)) as { choices: { delta?: { tool_calls?: ToolCallFragment[] } }[] }).choices[0]?.delta?.tool_calls ?? []);
+}
+
+describe('model client tool calling', () => {
+  it('sends tools as function JSON schemas, and no tools key without tools', async () => {
+    const client = clientFor(openAIEnv());
+    await client.complete({ ...ask, tools: [weatherTool, timeTool] });
+    await client.complete({ ...ask, tools: [] });
+    await client.complete(ask);
+    expect(model.requests[0]?.body.tools).toEqual([
+      { type: 'function', function: { name: 'get_weather', description: 'Current weather for a city', parameters: weatherTool.parameters } },
+      { type: 'function', function: { name: 'get_time', description: 'Local time in a time zone', parameters: timeTool.parameters } },
+    ]);
+    expect('tools' in (model.requests[1]?.body ?? {})).toBe(false);
+    expect('tools' in (model.requests[2]?.body ?? {})).toBe(false);
+  });
+
+  it('returns two parallel tool calls of a non-streamed answer with empty text', async () => {
+    model.enqueue({ toolCalls: [...twoCalls, { name: 'get_weather', arguments: { city: 'Bergen' } }], usage: { prompt: 5, completion: 9 } });
+    const result = await clientFor(openAIEnv()).complete({ ...ask, tools: [weatherTool, timeTool] });
+    expect(result).toMatchObject({ text: '', promptTokens: 5, completionTokens: 9, totalTokens: 14 });
+    expect(result.toolCalls.slice(0, 2)).toEqual(twoCallsAssembled);
+    // The server numbers calls scripted without an id.
+    expect(result.toolCalls[2]).toEqual({ id: expect.stringMatching(/^call_\d+$/), name: 'get_weather', arguments: '{"city":"Bergen"}' });
+  });
+
+  it('assembles two interleaved streamed tool calls whose arguments arrive in pieces, after usage', async () => {
+    model.enqueue({ toolCalls: twoCalls });
+    const fragments = await rawToolCallFragments();
+    // What the scripted server sends: both calls interleaved by index, arguments split.
+    expect(fragments.map((f) => f.index)).toEqual([0, 1, 0, 1, 0, 1, 0, 1]);
+    expect(fragments.filter((f) => f.index === 0 && f.function?.arguments !== '').length).toBe(3);
+
+    model.enqueue({ toolCalls: twoCalls });
+    const chunks = await collect(await clientFor(openAIEnv()).stream({ ...ask, tools: [weatherTool, timeTool] }));
+    expect(chunks.map((c) => c.type)).toEqual(['usage', 'tool-calls']);
+    expect(chunks.at(-1)).toEqual({ type: 'tool-calls', calls: twoCallsAssembled });
+    expect(model.requests.at(-1)?.body.stream_options).toEqual({ include_usage: true });
+  });
+
+  it('sends tool calls and their results back in the next request', async () => {
+    // One default answers both rounds: tool calls first, text once the results are in.
+    model.setDefault({
+      reply: (r) => (lastMessage(r)?.role === 'tool' ? `results: ${r.body.messages.filter((m) => m.role === 'tool').map((m) => m.content).join(', ')}` : { toolCalls: twoCalls }),
+    });
+    const client = clientFor(openAIEnv());
+    const first = await client.complete({ ...ask, tools: [weatherTool, timeTool] });
+    const messages: PromptMessage[] = [
+      ...ask.messages,
+      { role: 'assistant', content: first.text, toolCalls: first.toolCalls },
+      { role: 'tool', toolCallId: 'call_w', content: '{"sky":"clear"}' },
+      { role: 'tool', toolCallId: 'call_t', content: '12:00' },
+    ];
+    const second = await client.complete({ messages, tools: [weatherTool, timeTool] });
+    expect(second).toMatchObject({ text: 'results: {"sky":"clear"}, 12:00', toolCalls: [] });
+    expect(model.requests[1]?.body.messages).toEqual([
+      { role: 'user', content: 'hello' },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          { id: 'call_w', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } },
+          { id: 'call_t', type: 'function', function: { name: 'get_time', arguments: '{"tz":"Europe/Oslo"}' } },
+        ],
+      },
+      { role: 'tool', tool_call_id: 'call_w', content: '{"sky":"clear"}' },
+      { role: 'tool', tool_call_id: 'call_t', content: '12:00' },
+    ]);
+  });
+
+  it('sends an assistant message with text and calls with its text, and one with no calls as before', async () => {
+    const messages: PromptMessage[] = [
+      { role: 'assistant', content: 'Checking.', toolCalls: [{ id: 'c1', name: 'get_time', arguments: '{}' }] },
+      { role: 'assistant', content: 'plain', toolCalls: [] },
+    ];
+    await clientFor(openAIEnv()).complete({ messages });
+    expect(model.requests[0]?.body.messages).toEqual([
+      { role: 'assistant', content: 'Checking.', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_time', arguments: '{}' } }] },
+      { role: 'assistant', content: 'plain' },
+    ]);
+  });
+
+  it('returns text and tool calls together, non-streamed and streamed', async () => {
+    const client = clientFor(openAIEnv());
+    model.enqueue({ reply: 'Let me check that.', toolCalls: twoCalls });
+    const result = await client.complete({ ...ask, tools: [weatherTool, timeTool] });
+    expect(result).toMatchObject({ text: 'Let me check that.', toolCalls: twoCallsAssembled });
+
+    model.enqueue({ reply: 'Let me check that.', toolCalls: twoCalls });
+    const chunks = await collect(await client.stream({ ...ask, tools: [weatherTool, timeTool] }));
+    const text = chunks.flatMap((c) => (c.type === 'delta' ? [c.text] : [])).join('');
+    expect(text).toBe('Let me check that.');
+    expect(chunks.slice(-2).map((c) => c.type)).toEqual(['usage', 'tool-calls']);
+    expect(chunks.at(-1)).toEqual({ type: 'tool-calls', calls: twoCallsAssembled });
+  });
+
+  it('ignores tool calls that are not functions, non-streamed and streamed', async () => {
+    const client = clientFor(openAIEnv());
+    const calls = [{ id: 'x1', type: 'custom', name: 'grammar', arguments: 'free text' }, twoCalls[0]!];
+    model.enqueue({ toolCalls: calls }, { toolCalls: calls });
+    expect((await client.complete(ask)).toolCalls).toEqual([twoCallsAssembled[0]]);
+    expect((await collect(await client.stream(ask))).at(-1)).toEqual({ type: 'tool-calls', calls: [twoCallsAssembled[0]] });
+  });
+
+  it('streams plain text without a tool-calls chunk, as before', async () => {
+    model.enqueue({ stream: ['Hel', 'lo'] });
+    const chunks = await collect(await clientFor(openAIEnv()).stream(ask));
+    expect(chunks.map((c) => c.type)).toEqual(['delta', 'delta', 'usage']);
+  });
+
+  it('retries an answer whose tool call has no id', async () => {
+    const bad = { choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'get_time', arguments: '{}' } }] } }] };
+    model.enqueue({ garbage: JSON.stringify(bad) }, { toolCalls: [twoCalls[1]!] });
+    expect((await clientFor(openAIEnv()).complete(ask)).toolCalls).toEqual([twoCallsAssembled[1]]);
+    expect(model.requests).toHaveLength(2);
   });
 });
 
