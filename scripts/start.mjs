@@ -9,11 +9,12 @@
  *    (node dist/devhost/main.js), and says which, with the URL.
  * 4. Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stops what it started: the app runtime first,
  *    then Azurite. Each child runs on a leash (scripts/leash.mjs), so even a kill -9 of this process
- *    stops them instead of leaving them holding the ports.
+ *    stops them instead of leaving them holding the ports. A kill -9 of npm (or of the shell npm runs
+ *    this through) stops them too: see watchLaunchers().
  *
  * Options: --port <n> (also PORT) is forwarded; other arguments go to the runtime as they are.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -87,11 +88,65 @@ function findOnPath(command) {
   return undefined;
 }
 
+/** Alive and not a zombie (on Linux, a killed process stays a zombie until its parent reaps it). */
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return err?.code === 'EPERM';
+  }
+  try {
+    return !/^\S+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // no /proc (macOS): kill(pid, 0) has to do
+  }
+}
+
+/** The parent's pid and the command name of a process (Linux: /proc; macOS: ps), or undefined. */
+function processInfo(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return { ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]), name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) };
+  } catch {
+    // not Linux, or gone
+  }
+  if (process.platform === 'win32') return undefined;
+  try {
+    const [ppid, ...name] = execFileSync('ps', ['-o', 'ppid=,comm=', '-p', String(pid)], { encoding: 'utf8' }).trim().split(/\s+/);
+    return { ppid: Number(ppid), name: path.basename(name.join(' ')) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `npm start` is npm -> `sh -c "node scripts/start.mjs"` -> this process, and a kill -9 of npm (the pid
+ * `npm start &` prints) or of that shell reaches neither the shell nor us: no signal, and our stdio is
+ * npm's, not a pipe npm would close. So, when run as a package.json script, we note our parent and,
+ * if it is the script shell, the package manager above it, and call onGone as soon as one of them is
+ * gone (checked every 0.5 s). Windows: only the parent (cmd.exe) is watched. Run directly
+ * (`node scripts/start.mjs`), nothing is watched: it then ends like any command, by signal.
+ */
+function watchLaunchers(onGone) {
+  if (process.env.npm_lifecycle_event === undefined) return;
+  const parent = process.ppid;
+  const watched = [parent];
+  const info = processInfo(parent);
+  if (info !== undefined && info.ppid > 1 && /^(sh|bash|dash|zsh|ksh|ash|busybox)$/.test(info.name)) watched.push(info.ppid);
+  const timer = setInterval(() => {
+    if (process.ppid === parent && watched.every(alive)) return;
+    clearInterval(timer);
+    onGone();
+  }, 500);
+  timer.unref();
+}
+
 const LEASH = path.join(root, 'scripts', 'leash.mjs');
 
 /**
- * Children get their own process group, so a terminal's Ctrl-C or hang-up reaches only us and we stop
- * them in order; the leash's stdin pipe ends when we do, however we end.
+ * Children get their own process group (the leash's, shared with its command), so a terminal's Ctrl-C
+ * or hang-up reaches only us and we stop them in order; the leash's stdin pipe ends when we do,
+ * however we end.
  */
 function run(command, args, label) {
   const child = spawn(process.execPath, [LEASH, command, ...args], {
@@ -100,15 +155,31 @@ function run(command, args, label) {
     detached: process.platform !== 'win32',
   });
   child.label = label;
-  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  child.exited = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      // A leash that was killed (kill -9) leaves its command running in the leash's process group.
+      killGroup(child, 'SIGTERM');
+      resolve({ code, signal });
+    }),
+  );
   child.once('error', (err) => fail(`could not start ${label}: ${err.message}`));
   return child;
+}
+
+/** SIGKILL of a leash alone would leave its command running: signal the leash's process group. */
+function killGroup(child, signal) {
+  try {
+    if (process.platform === 'win32') child.kill(signal);
+    else process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
 }
 
 async function stopChild(child, graceMs) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
   await child.exited;
   clearTimeout(timer);
 }
@@ -148,6 +219,10 @@ async function main() {
   const values = settings?.Values ?? {};
   const storage = process.env.AzureWebJobsStorage ?? values.AzureWebJobsStorage ?? '';
   const httpPort = port ?? process.env.PORT ?? settings?.Host?.LocalHttpPort ?? 7071;
+  // Watched from the start, so a kill -9 of npm while Azurite starts counts too. Until the runtime runs,
+  // exiting is enough: the leashes then stop what was started.
+  let onLaunchersGone = () => fail('npm is gone: stopping.');
+  watchLaunchers(() => onLaunchersGone());
 
   const azurite = /usedevelopmentstorage=true/i.test(storage) ? await startAzurite() : undefined;
 
@@ -181,8 +256,8 @@ async function main() {
     if (stopping) {
       if (now - lastSignalAt > 1_000) {
         say(`${signal} again: killing everything now.`);
-        runtime.kill('SIGKILL');
-        azurite?.kill('SIGKILL');
+        killGroup(runtime, 'SIGKILL');
+        if (azurite) killGroup(azurite, 'SIGKILL');
         process.exit(1);
       }
       return;
@@ -194,6 +269,8 @@ async function main() {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
+  // After Ctrl-C npm and its shell may end before we do: that is no reason to hurry the stop.
+  onLaunchersGone = () => stopping || onSignal('npm is gone');
 
   runtime.exited.then(async ({ code, signal }) => {
     if (stopping) return;
