@@ -54,15 +54,9 @@ export async function readChat(app: { url(path: string): string }, chatId: strin
   return (await response.json()) as ChatView;
 }
 
-/** The turns of a chat: each user message with the assistant entry right after it (if it answers it). */
+/** The turns of a chat: each user message with the entry that ends its turn (its reply or failed-turn record), if any. */
 export function turnsOf(view: ChatView): { user: MessageView; answer: MessageView | undefined }[] {
-  const turns: { user: MessageView; answer: MessageView | undefined }[] = [];
-  view.recentMessages.forEach((message, index) => {
-    if (message.role !== 'user') return;
-    const next = view.recentMessages[index + 1];
-    turns.push({ user: message, answer: next?.role === 'assistant' && next.replyTo === message.id ? next : undefined });
-  });
-  return turns;
+  return view.recentMessages.filter((m) => m.role === 'user').map((user) => ({ user, answer: view.recentMessages.find((m) => m.id === `${user.id}.reply`) }));
 }
 
 export interface RawExchange {
