@@ -286,7 +286,8 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
       if (r === shownRound && shown !== undefined && shown.attempt !== round.attempt) {
         // The round's model call ran again: its text so far is void; its tool results are the same.
         yield { event: 'reset', id: `${round.attempt}:0`, data: { reason: 'The model call started again; the text so far is void.' } };
-        shown = { attempt: round.attempt, phase: 'text', count: 0 };
+        // A client still among the results keeps its place there: the rest of them are still to show.
+        shown = shown.phase === 'results' ? { ...shown, attempt: round.attempt } : { attempt: round.attempt, phase: 'text', count: 0 };
       }
       if (r > shownRound || shown === undefined) {
         shownRound = r;

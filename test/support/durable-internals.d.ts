@@ -7,3 +7,13 @@ declare module 'durable-functions/lib/src/entities/Entity' {
     listen(): (trigger: unknown, context: InvocationContext) => Promise<unknown>;
   }
 }
+
+// Nor its orchestration replayer; tests run orchestrators through it over a history they build (test/support/orchestration.ts).
+declare module 'durable-functions/lib/src/orchestrations/Orchestrator' {
+  import type { InvocationContext } from '@azure/functions';
+  import type { OrchestrationHandler } from 'durable-functions';
+  export class Orchestrator {
+    constructor(fn: OrchestrationHandler);
+    listen(): (trigger: unknown, context: InvocationContext) => Promise<unknown>;
+  }
+}

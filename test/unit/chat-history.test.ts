@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { confirmPage, cutPages, findPagedReply, readMessages, type HistoryPage, type PagingLimits } from '../../src/chat/history';
+import { confirmPage, cutPages, findPagedTurn, readMessages, type HistoryPage, type PagingLimits } from '../../src/chat/history';
 import { isCurrentSchema, parseChatState, parseHistoryPage } from '../../src/chat/schema';
-import { buildPrompt, createOrUpdate, postMessage, type ChatMessage, type ChatState, type TurnModel } from '../../src/chat/state';
+import { acceptMessage, buildPrompt, createOrUpdate, type ChatMessage, type ChatState } from '../../src/chat/state';
 import { ChatStateInvalidError, ChatStoreUnavailableError } from '../../src/errors';
+import type { PromptMessage } from '../../src/model/client';
+import { echo, runTurn, type TurnScript } from '../support/turns';
 
 const limits: PagingLimits = { pageBytes: 2_000, historyTokenBudget: 300, maxPagesPerOperation: 8 };
-const echo: TurnModel = async (prompt) => ({ text: `re: ${prompt.at(-1)?.content ?? ''}`, totalTokens: 10 });
 const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
 
 /** A chat run the way the entity runs it: every operation cuts pages, and pages confirm later. */
@@ -27,11 +28,11 @@ class PagedChat {
 
   now = (): Date => new Date((this.ms += 1_000));
 
-  async post(messageId: string, message: string) {
+  async post(messageId: string, message: string, script: TurnScript = echo): Promise<PromptMessage[] | undefined> {
     const before = this.state.totalMessages;
-    const result = await postMessage(this.state, { messageId, message }, echo, { historyTokenBudget: this.options.historyTokenBudget, now: this.now });
+    const result = runTurn(this.state, { messageId, message }, script, this.now, { historyTokenBudget: this.options.historyTokenBudget });
     this.state = this.apply(result.state, before);
-    return result.prompt;
+    return result.plan?.prompt;
   }
 
   private apply(next: ChatState, before = 0): ChatState {
@@ -74,9 +75,9 @@ describe('history pages', () => {
     let unpaged = createOrUpdate(undefined, { instructions: 'Be brief.' }, new Date('2026-01-15T22:00:01.000Z'));
     for (let i = 0; i < 120; i++) {
       const prompt = await paged.post(`m${i}`, `turn ${i} `.repeat(i % 7 + 1));
-      const result = await postMessage(unpaged, { messageId: `m${i}`, message: `turn ${i} `.repeat(i % 7 + 1) }, echo, { historyTokenBudget: limits.historyTokenBudget, now: paged.now });
+      const result = runTurn(unpaged, { messageId: `m${i}`, message: `turn ${i} `.repeat(i % 7 + 1) }, echo, paged.now, { historyTokenBudget: limits.historyTokenBudget });
       unpaged = result.state;
-      expect(prompt).toEqual(result.prompt);
+      expect(prompt).toEqual(result.plan?.prompt);
     }
     expect(buildPrompt(paged.state, limits.historyTokenBudget)).toEqual(buildPrompt(unpaged, limits.historyTokenBudget));
   });
@@ -121,11 +122,23 @@ describe('history pages', () => {
     expect(await readMessages(chat.state, chat.read)).toEqual(chat.all);
   });
 
-  it('find a reply that has left the recent messages', async () => {
+  it('find a turn whose reply has left the recent messages, its tool steps and reply in order', async () => {
     const chat = new PagedChat();
-    for (let i = 0; i < 60; i++) await chat.post(`m${i}`, 'w'.repeat(200));
+    const withTools: TurnScript = () => ({
+      rounds: [{ text: 'checking', toolCalls: [{ id: 't1', name: 'get_current_time', arguments: '{}' }], results: [{ toolCallId: 't1', name: 'get_current_time', content: '{"utc":"x"}', failed: false }] }],
+      end: { kind: 'replied', text: 'It is x.' },
+    });
+    await chat.post('m0', 'what time?', withTools);
+    for (let i = 1; i < 60; i++) await chat.post(`m${i}`, 'w'.repeat(200));
     expect(chat.state.recent.some((m) => m.replyTo === 'm0')).toBe(false);
-    expect(await findPagedReply(chat.state, chat.read, 'm0')).toMatchObject({ id: 'm0.reply', content: `re: ${'w'.repeat(200)}` });
+    const turn = await findPagedTurn(chat.state, chat.read, 'm0');
+    expect(turn?.map((m) => [m.id, m.role, m.content])).toEqual([
+      ['m0.reply.1', 'assistant', 'checking'],
+      ['m0.reply.1.1', 'tool', '{"utc":"x"}'],
+      ['m0.reply', 'assistant', 'It is x.'],
+    ]);
+    expect(await findPagedTurn(chat.state, chat.read, 'm30')).toEqual([expect.objectContaining({ id: 'm30.reply', content: `re: ${'w'.repeat(200)}` })]);
+    expect(await findPagedTurn(chat.state, chat.read, 'never-posted')).toBeUndefined();
   });
 });
 
@@ -135,7 +148,8 @@ describe('stored state', () => {
   it('migrates a chat saved by the layout before pages (one entity, every message) and pages it out over several operations', async () => {
     expect(isCurrentSchema(v1)).toBe(false);
     let state = parseChatState(v1, 'legacy');
-    expect(state).toMatchObject({ schemaVersion: 2, totalMessages: 122, systemMessages: 2, instructions: 'Answer in French.', pageCount: 0 });
+    expect(state).toMatchObject({ schemaVersion: 3, totalMessages: 122, systemMessages: 2, instructions: 'Answer in French.', pageCount: 0, queue: [], unpurgedTurns: [] });
+    expect(state.turn).toBeUndefined();
     expect(state.recent).toEqual(v1.messages);
     const pages = new Map<number, HistoryPage>();
     let operations = 0;
@@ -151,14 +165,55 @@ describe('stored state', () => {
     expect(bytes(state)).toBeLessThan(bytes(v1) / 4);
     expect(await readMessages(parseChatState(JSON.parse(JSON.stringify(state)), 'legacy'), async (n) => pages.get(n))).toEqual(v1.messages);
     // Retries of its newest messages are still recognised, and a change of instructions numbers on.
-    expect((await postMessage(state, { messageId: 'legacy-060', message: 'again' }, echo, { historyTokenBudget: 300, now: () => new Date() })).state).toBe(state);
+    expect(acceptMessage(state, { messageId: 'legacy-060', message: 'again' }, new Date())).toBe(state);
     expect(createOrUpdate(state, { instructions: 'Answer in German.' }, new Date()).recent.at(-1)?.id).toBe('s-0003');
+  });
+
+  it('migrates a schema 2 chat (turns ran inside the entity) to an idle chat with an empty queue, keeping everything else', () => {
+    const v2 = {
+      schemaVersion: 2,
+      instructions: 'Be brief.',
+      createdAt: '2026-01-15T22:00:00.000Z',
+      lastUpdatedAt: '2026-01-15T22:00:02.000Z',
+      totalTokens: 12,
+      totalMessages: 5,
+      systemMessages: 1,
+      recent: [
+        { id: 'a', role: 'user', content: 'hi', createdAt: '2026-01-15T22:00:01.000Z', tokens: 5 },
+        { id: 'a.reply', role: 'assistant', content: 'hello', replyTo: 'a', createdAt: '2026-01-15T22:00:02.000Z', tokens: 5, streamAttempt: 'a1' },
+      ],
+      pageCount: 1,
+      pagedMessages: 3,
+      unconfirmedPages: [],
+      recentMessageIds: ['x', 'a'],
+      streamedTurn: 'a',
+    };
+    expect(isCurrentSchema(v2)).toBe(false);
+    const migrated = parseChatState(JSON.parse(JSON.stringify(v2)), 'two');
+    expect(migrated).toEqual({ ...v2, schemaVersion: 3, queue: [], unpurgedTurns: [] });
+    expect(isCurrentSchema(migrated)).toBe(true);
+    // A retry of a message it answered is still recognised.
+    expect(acceptMessage(migrated, { messageId: 'a', message: 'hi' }, new Date())).toBe(migrated);
+  });
+
+  it('reads back a current state as stored: queue, running turn, tools and unpurged turns', () => {
+    const state: ChatState = {
+      ...createOrUpdate(undefined, { tools: ['get_current_time'] }, new Date('2026-01-15T22:00:00.000Z')),
+      queue: [{ id: 'q', content: 'later', acceptedAt: '2026-01-15T22:00:03.000Z', stream: true }],
+      turn: { messageId: 'r', instanceId: 'turn~c~r', startedAt: '2026-01-15T22:00:02.000Z' },
+      unpurgedTurns: ['turn~c~p'],
+    };
+    expect(parseChatState(JSON.parse(JSON.stringify(state)), 'c')).toEqual(state);
   });
 
   it('refuses a state or page that does not have the stored shape, naming what is wrong', () => {
     const current = createOrUpdate(undefined, {}, new Date());
     expect(() => parseChatState({ ...current, totalMessages: -1 }, 'x')).toThrow(ChatStateInvalidError);
-    expect(() => parseChatState({ ...current, schemaVersion: 3 }, 'x')).toThrow(ChatStateInvalidError);
+    expect(() => parseChatState({ ...current, schemaVersion: 4 }, 'x')).toThrow(ChatStateInvalidError);
+    const { queue: _queue, ...withoutQueue } = current;
+    expect(() => parseChatState(withoutQueue, 'x')).toThrow(ChatStateInvalidError);
+    expect(() => parseChatState({ ...current, turn: { messageId: 'a' } }, 'x')).toThrow(ChatStateInvalidError);
+    expect(() => parseChatState({ ...current, schemaVersion: 2, recent: [{ id: 'a' }] }, 'x')).toThrow(ChatStateInvalidError);
     expect(() => parseChatState({ ...v1, messages: [{ id: 'a' }] }, 'x')).toThrow(ChatStateInvalidError);
     expect(() => parseChatState('text', 'x')).toThrow(ChatStateInvalidError);
     expect(() => parseHistoryPage({ schemaVersion: 1, page: 2, firstIndex: 0, messages: v1.messages.slice(0, 2) }, 'x', 3)).toThrow(ChatStateInvalidError);

@@ -1,82 +1,166 @@
 /**
  * The chat service (src/chat/service.ts) over in-memory ports, and the durable chat store's retry
  * policy (src/durable/chatEntityStore.ts) over a durable client that fails on demand; the HTTP
- * adapters (functions/chats.ts) over a service whose store is down.
+ * adapters (functions/chats.ts) over a service whose store is down, or whose signals are held up.
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
-import { ChatService, DEFAULT_WAIT_POLICY, type ChatOperation, type ChatStore } from '../../src/chat/service';
+import { ChatService, DEFAULT_WAIT_POLICY, type ChatOperation, type ChatServicePorts, type ChatStore } from '../../src/chat/service';
 import { confirmPage, cutPages, type HistoryPage } from '../../src/chat/history';
-import { createOrUpdate, postMessage, type ChatState, type TurnModel } from '../../src/chat/state';
+import { acceptMessage, createOrUpdate, finishTurn, hasMessage, startNextTurn, type ChatState, type TurnPlan } from '../../src/chat/state';
 import { durableChatStore, isTransientDurableFailure, type DurableClient } from '../../src/durable/chatEntityStore';
-import { ChatNotFoundError, ChatStoreUnavailableError, ModelFailedError, ModelNotConfiguredError, ModelTimeoutError } from '../../src/errors';
+import { BadRequestError, ChatNotFoundError, ChatStoreUnavailableError, MessageNotAcceptedError, ModelFailedError, ModelNotConfiguredError, ModelTimeoutError } from '../../src/errors';
 import { chatHandlers } from '../../src/functions/chats';
 import { handleErrors } from '../../src/http/respond';
 import { decodeStorable, encodeStorable } from '../../src/durable/storableJson';
-
+import { ALL_TOOLS, echo, failedTurn, outcomeOf, turnOptions, type TurnScript } from '../support/turns';
 /**
- * Chats in memory; signals are applied by `run()` (the entity's turn), as a queue would, with the
- * entity's paging (small pages, stored and confirmed at once).
+ * Chats in memory, run as the chat entity runs them: a signal is applied when it is delivered (a post
+ * is queued, and started when no turn runs, with the entity's paging: small pages, stored and
+ * confirmed at once), and a running turn ends when the test (or the change hint) finishes it with the
+ * scripted model. A fake clock: a wait in which nothing happens takes no time.
  */
-function memoryStore(model: TurnModel) {
-  const chats = new Map<string, ChatState>();
-  const pages = new Map<string, HistoryPage>();
-  const queue: { chatId: string; operation: ChatOperation }[] = [];
-  const signals: ChatOperation['name'][] = [];
-  const limits = { pageBytes: 1_000, historyTokenBudget: 200, maxPagesPerOperation: 8 };
-  const save = (chatId: string, next: ChatState) => {
-    const cut = cutPages(next, limits);
+class MemoryChats {
+  readonly chats = new Map<string, ChatState>();
+  readonly pages = new Map<string, HistoryPage>();
+  /** Every signal sent, in order. */
+  readonly signals: ChatOperation['name'][] = [];
+  readonly purgedDeleted: string[] = [];
+  /** Signals sent but not yet delivered. */
+  private undelivered: { chatId: string; operation: ChatOperation }[] = [];
+  /** Signals stay undelivered (a crashed instance's queue message is invisible for a while). */
+  holdSignals = false;
+  /** Running turns end at every change hint; false: only when the test finishes them. */
+  finishTurnsOnHint = true;
+  /** The service's waits are answered by the test (nextWait/release) instead of at once. */
+  manualHints = false;
+  clock = Date.parse('2026-01-15T22:00:00.000Z');
+  private waiting: { resolve: (hinted: boolean) => void } | undefined;
+  private onWait: (() => void) | undefined;
+  private readonly limits = { pageBytes: 1_000, historyTokenBudget: 200, maxPagesPerOperation: 8 };
+
+  constructor(private readonly script: TurnScript = echo) {}
+
+  readonly store: ChatStore = {
+    read: async (chatId) => this.chats.get(chatId),
+    readPage: async (chatId, page) => this.pages.get(`${chatId}~${page}`),
+    signal: async (chatId, operation) => {
+      this.signals.push(operation.name);
+      this.undelivered.push({ chatId, operation: JSON.parse(JSON.stringify(operation)) as ChatOperation });
+    },
+    purgeDeleted: async (chatId) => void this.purgedDeleted.push(chatId),
+  };
+
+  readonly now = () => this.clock;
+
+  /** The change hint: in auto mode, delivers and runs what is due, or else lets the wait's time pass. */
+  readonly changed = (_chatId: string, timeoutMs: number): Promise<boolean> => {
+    if (this.manualHints) {
+      return new Promise<boolean>((resolve) => {
+        this.waiting = { resolve };
+        this.onWait?.();
+      });
+    }
+    const progressed = this.deliver() + (this.finishTurnsOnHint ? this.finishTurns() : 0) > 0;
+    if (!progressed) this.clock += timeoutMs;
+    return Promise.resolve(progressed);
+  };
+
+  /** Resolves once the service waits for a change hint (manual mode). */
+  nextWait(): Promise<void> {
+    if (this.waiting !== undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.onWait = resolve));
+  }
+
+  /** Answers the service's wait: with a hint after delivering the signals, or with none. */
+  release(options: { deliver: boolean }): void {
+    const waiting = this.waiting;
+    if (waiting === undefined) throw new Error('The service is not waiting.');
+    this.waiting = undefined;
+    this.onWait = undefined;
+    if (options.deliver) this.deliver();
+    waiting.resolve(options.deliver);
+  }
+
+  /** Applies the undelivered signals in order (unless held); returns how many. */
+  deliver(): number {
+    if (this.holdSignals) return 0;
+    const due = this.undelivered.splice(0);
+    for (const { chatId, operation } of due) {
+      const state = this.chats.get(chatId);
+      if (operation.name === 'create') this.save(chatId, createOrUpdate(state, operation.input, new Date(this.clock)));
+      else if (operation.name === 'delete') this.chats.delete(chatId);
+      else if (state !== undefined) this.save(chatId, this.startIfIdle(chatId, acceptMessage(state, operation.input, new Date(this.clock))));
+    }
+    return due.length;
+  }
+
+  /** Ends every running turn with the scripted model's answer, and the turns queued behind them; returns how many. */
+  finishTurns(): number {
+    let finished = 0;
+    for (const [chatId, state] of this.chats) {
+      let current = state;
+      for (let plan = this.plans.get(current.turn?.messageId ?? ''); plan !== undefined; plan = this.plans.get(current.turn?.messageId ?? '')) {
+        current = this.startIfIdle(chatId, finishTurn(current, outcomeOf(plan, this.script(plan.prompt, plan)), new Date(this.clock)));
+        finished++;
+      }
+      this.save(chatId, current);
+    }
+    return finished;
+  }
+
+  /** What each turn was started with. */
+  private readonly plans = new Map<string, TurnPlan>();
+
+  private startIfIdle(chatId: string, state: ChatState): ChatState {
+    const { state: started, plan } = startNextTurn(state, turnOptions({ chatId, historyTokenBudget: this.limits.historyTokenBudget }), new Date(this.clock));
+    if (plan !== undefined) this.plans.set(plan.messageId, plan);
+    return started;
+  }
+
+  private save(chatId: string, next: ChatState): void {
+    const cut = cutPages(next, this.limits);
     let state = cut.state;
     for (const page of cut.pages) {
-      pages.set(`${chatId}~${page.page}`, page);
-      state = confirmPage(state, page.page, limits.historyTokenBudget);
+      this.pages.set(`${chatId}~${page.page}`, page);
+      state = confirmPage(state, page.page, this.limits.historyTokenBudget);
     }
-    chats.set(chatId, state);
-  };
-  const store: ChatStore = {
-    read: async (chatId) => chats.get(chatId),
-    readPage: async (chatId, page) => pages.get(`${chatId}~${page}`),
-    signal: async (chatId, operation) => {
-      signals.push(operation.name);
-      queue.push({ chatId, operation });
-    },
-  };
-  async function run(): Promise<void> {
-    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-      const { chatId, operation } = next;
-      const state = chats.get(chatId);
-      if (operation.name === 'create') save(chatId, createOrUpdate(state, operation.input, new Date()));
-      else if (operation.name === 'delete') chats.delete(chatId);
-      else if (state !== undefined) save(chatId, (await postMessage(state, operation.input, model, { historyTokenBudget: limits.historyTokenBudget, now: () => new Date() })).state);
-    }
+    this.chats.set(chatId, state);
   }
-  return { store, run, signals, chats, pages };
 }
 
-/** A service whose change hint runs the entity: each wait lets the queued operations happen. */
-function serviceOver(memory: ReturnType<typeof memoryStore>, options: { modelConfigured?: boolean } = {}) {
+const SHORT_WAITS = { ...DEFAULT_WAIT_POLICY, createWaitMs: 200, deleteWaitMs: 200 };
+
+function serviceOver(memory: MemoryChats, options: { modelConfigured?: boolean; ports?: Partial<ChatServicePorts> } = {}) {
   return new ChatService(
     {
       store: memory.store,
-      changed: async () => {
-        await memory.run();
-        return true;
-      },
-      now: Date.now,
+      changed: memory.changed,
+      now: memory.now,
       requireModel: () => {
         if (options.modelConfigured === false) throw new ModelNotConfiguredError();
       },
       newMessageId: () => 'generated-id',
+      tools: ALL_TOOLS,
+      ...options.ports,
     },
-    { ...DEFAULT_WAIT_POLICY, createWaitMs: 200, deleteWaitMs: 200 },
+    SHORT_WAITS,
   );
 }
 
-const echo: TurnModel = async (prompt) => ({ text: `re: ${prompt.at(-1)?.content ?? ''}`, totalTokens: 3 });
+/** Whether a promise has settled, without waiting for it. */
+function settledFlag(promise: Promise<unknown>): () => boolean {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  return () => settled;
+}
 
 describe('ChatService', () => {
   it('creates a chat (created once the entity shows it) and answers a post with its reply', async () => {
-    const memory = memoryStore(echo);
+    const memory = new MemoryChats();
     const service = serviceOver(memory);
     expect(await service.create('c', { instructions: 'Be brief.' })).toBe('created');
     expect(await service.post('c', 'hello', 'k1', 5_000)).toEqual({ status: 'replied', messageId: 'k1', reply: 're: hello' });
@@ -84,24 +168,107 @@ describe('ChatService', () => {
     expect((await service.view('c', undefined)).totalMessages).toBe(3);
   });
 
-  it('answers pending without waiting when the wait is 0, with a generated id and a time before the signal', async () => {
-    const memory = memoryStore(echo);
+  it('answers pending with a wait of 0 once the message is stored, with a generated id and a time before the signal', async () => {
+    const memory = new MemoryChats();
+    memory.finishTurnsOnHint = false;
     const service = serviceOver(memory);
     await service.create('c', {});
-    const before = Date.now();
+    const before = memory.clock;
     const outcome = await service.post('c', 'hello', undefined, 0);
     expect(outcome).toMatchObject({ status: 'pending', messageId: 'generated-id' });
-    expect(Date.parse(outcome.status === 'pending' ? outcome.acceptedAt : '')).toBeLessThan(before + 1);
+    expect(Date.parse(outcome.status === 'pending' ? outcome.acceptedAt : '')).toBeLessThan(before);
     expect(memory.signals).toEqual(['create', 'post']);
+    expect(memory.chats.get('c')?.turn?.messageId).toBe('generated-id');
+  });
+
+  it('answers a post only once its message is stored in the chat', async () => {
+    const memory = new MemoryChats();
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    memory.manualHints = true;
+    const posting = service.post('c', 'hello', 'k', 0);
+    const answered = settledFlag(posting);
+    // The signal is sent, but not delivered: the post keeps waiting, however often it looks.
+    for (let i = 0; i < 3; i++) {
+      await memory.nextWait();
+      expect(answered()).toBe(false);
+      expect(hasMessage(memory.chats.get('c') as ChatState, 'k')).toBe(false);
+      memory.release({ deliver: false });
+    }
+    await memory.nextWait();
+    memory.release({ deliver: true });
+    expect(await posting).toMatchObject({ status: 'pending', messageId: 'k' });
+    expect(memory.chats.get('c')?.turn?.messageId).toBe('k');
+  });
+
+  it('answers 503 not_accepted when the message is not stored within acceptWaitMs, and a retry with the same id stores it once', async () => {
+    const memory = new MemoryChats();
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    memory.holdSignals = true;
+    const started = memory.clock;
+    const refused = await service.post('c', 'hello', 'k', 5_000).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(MessageNotAcceptedError);
+    expect(refused).toMatchObject({ status: 503, code: 'not_accepted', headers: { 'Retry-After': '1' }, messageId: 'k' });
+    expect(memory.clock - started).toBeGreaterThanOrEqual(DEFAULT_WAIT_POLICY.acceptWaitMs);
+    expect(memory.clock - started).toBeLessThan(DEFAULT_WAIT_POLICY.acceptWaitMs + DEFAULT_WAIT_POLICY.longestPauseMs);
+    // The retry comes before the first signal is delivered: it signals again, and both arrive.
+    memory.holdSignals = false;
+    expect(await service.post('c', 'hello', 'k', 5_000)).toEqual({ status: 'replied', messageId: 'k', reply: 're: hello' });
+    expect(memory.signals).toEqual(['create', 'post', 'post']);
+    const chat = memory.chats.get('c') as ChatState;
+    expect(chat.recent.map((m) => m.id)).toEqual(['k', 'k.reply']);
+    expect(chat.queue).toEqual([]);
+    // Once stored, a retry signals nothing.
+    expect(await service.post('c', 'hello', 'k', 5_000)).toMatchObject({ status: 'replied' });
+    expect(memory.signals).toHaveLength(3);
+  });
+
+  it('refuses a streamed post whose message is not stored in time before streaming anything', async () => {
+    const memory = new MemoryChats();
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    memory.holdSignals = true;
+    await expect(service.streamPost('c', 'hello', 'k', undefined)).rejects.toBeInstanceOf(MessageNotAcceptedError);
+  });
+
+  it('shows messages waiting behind a running turn as pending, in order, until their turns end', async () => {
+    const memory = new MemoryChats();
+    memory.finishTurnsOnHint = false;
+    const service = serviceOver(memory);
+    await service.create('c', { tools: ['get_current_time'] });
+    for (const id of ['a', 'b', 'c']) expect(await service.post('c', `message ${id}`, id, 0)).toMatchObject({ status: 'pending', messageId: id });
+    const busy = await service.view('c', undefined);
+    expect(busy.runningTurn).toMatchObject({ messageId: 'a' });
+    expect(busy.pendingMessages.map((m) => [m.id, m.content])).toEqual([
+      ['b', 'message b'],
+      ['c', 'message c'],
+    ]);
+    expect(busy.recentMessages.map((m) => m.id)).toEqual(['a']);
+    expect(busy.tools).toEqual(['get_current_time']);
+    // A post waiting for the reply to a queued message gets it once the turns before it have ended.
+    memory.finishTurnsOnHint = true;
+    expect(await service.post('c', 'message c', 'c', 5_000)).toEqual({ status: 'replied', messageId: 'c', reply: 're: message c' });
+    const idle = await service.view('c', undefined);
+    expect(idle.pendingMessages).toEqual([]);
+    expect(idle.runningTurn).toBeUndefined();
+    expect(idle.recentMessages.map((m) => m.id)).toEqual(['a', 'a.reply', 'b', 'b.reply', 'c', 'c.reply']);
+  });
+
+  it('answers pending when the turn has not ended within the wait', async () => {
+    const memory = new MemoryChats();
+    memory.finishTurnsOnHint = false;
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    expect(await service.post('c', 'hello', 'k', 2_000)).toMatchObject({ status: 'pending', messageId: 'k' });
   });
 
   it.each([
-    [new ModelTimeoutError('late'), ModelTimeoutError],
-    [new ModelFailedError('down'), ModelFailedError],
-  ])('throws a failed turn as the model error it recorded (%s)', async (failure, errorClass) => {
-    const memory = memoryStore(async () => {
-      throw failure;
-    });
+    ['model_timeout', ModelTimeoutError],
+    ['model_failed', ModelFailedError],
+    ['tool_round_limit', ModelFailedError],
+  ])('throws a failed turn (%s) as the model error it recorded', async (code, errorClass) => {
+    const memory = new MemoryChats(() => failedTurn(code, 'It went wrong.'));
     const service = serviceOver(memory);
     await service.create('c', {});
     await expect(service.post('c', 'hello', 'k', 5_000)).rejects.toBeInstanceOf(errorClass);
@@ -109,16 +276,50 @@ describe('ChatService', () => {
     expect(memory.chats.get('c')?.recent.map((m) => m.status)).toEqual([undefined, 'failed']);
   });
 
+  it('answers with the reply of a turn that used tools, not a tool step', async () => {
+    const memory = new MemoryChats(() => ({
+      rounds: [{ text: 'checking', toolCalls: [{ id: 't1', name: 'get_current_time', arguments: '{}' }], results: [{ toolCallId: 't1', name: 'get_current_time', content: '{"utc":"x"}', failed: false }] }],
+      end: { kind: 'replied', text: 'It is x.' },
+    }));
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    expect(await service.post('c', 'what time?', 'k', 5_000)).toEqual({ status: 'replied', messageId: 'k', reply: 'It is x.' });
+  });
+
   it('refuses a post to an unknown chat, or without a model, before storing anything', async () => {
-    const memory = memoryStore(echo);
+    const memory = new MemoryChats();
     await expect(serviceOver(memory).post('nope', 'hi', 'k', 1_000)).rejects.toBeInstanceOf(ChatNotFoundError);
     await serviceOver(memory).create('c', {});
     await expect(serviceOver(memory, { modelConfigured: false }).post('c', 'hi', 'k', 1_000)).rejects.toBeInstanceOf(ModelNotConfiguredError);
     expect(memory.signals).toEqual(['create']);
   });
 
+  it('answers 404 for a post whose chat is deleted before its message is stored', async () => {
+    const memory = new MemoryChats();
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    memory.manualHints = true;
+    const posting = service.post('c', 'hi', 'k', 5_000);
+    await memory.nextWait();
+    memory.chats.delete('c');
+    memory.release({ deliver: true });
+    await expect(posting).rejects.toBeInstanceOf(ChatNotFoundError);
+  });
+
+  it('refuses tools the app does not have at create, and keeps the chat’s choice', async () => {
+    const memory = new MemoryChats();
+    const service = serviceOver(memory);
+    await expect(service.create('c', { tools: ['get_current_time', 'launch_rockets'] })).rejects.toMatchObject({ status: 400, code: 'invalid_field', message: expect.stringContaining('launch_rockets') });
+    await expect(service.create('c', { tools: ['nope'] })).rejects.toBeInstanceOf(BadRequestError);
+    expect(memory.signals).toEqual([]);
+    expect(await service.create('c', { tools: ['get_todos'] })).toBe('created');
+    expect((await service.view('c', undefined)).tools).toEqual(['get_todos']);
+    expect(await service.create('d', {})).toBe('created');
+    expect((await service.view('d', undefined)).tools).toEqual([...ALL_TOOLS]);
+  });
+
   it('reads a history that grew over many pages complete and in order, and since a timestamp from the pages it needs', async () => {
-    const memory = memoryStore(echo);
+    const memory = new MemoryChats();
     const service = serviceOver(memory);
     await service.create('c', { instructions: 'Be brief.' });
     for (let i = 0; i < 40; i++) expect(await service.post('c', `message ${i} ${'words and more words '.repeat(5)}`, `m${i}`, 5_000)).toMatchObject({ status: 'replied' });
@@ -135,7 +336,7 @@ describe('ChatService', () => {
   });
 
   it('answers a retry of a stored message from its first read, without signalling again', async () => {
-    const memory = memoryStore(echo);
+    const memory = new MemoryChats();
     const service = serviceOver(memory);
     await service.create('c', {});
     expect(await service.post('c', 'hello', 'k', 5_000)).toMatchObject({ status: 'replied', reply: 're: hello' });
@@ -145,22 +346,39 @@ describe('ChatService', () => {
   });
 
   it('reads the chat twice for a post whose entity hints its change: the existence check and the reply', async () => {
-    const memory = memoryStore(echo);
+    const memory = new MemoryChats();
     let reads = 0;
-    const counted = { ...memory, store: { ...memory.store, read: (chatId: string) => (reads++, memory.store.read(chatId)) } };
-    const service = serviceOver(counted);
+    const read = memory.store.read;
+    memory.store.read = (chatId: string) => (reads++, read(chatId));
+    const service = serviceOver(memory);
     await service.create('c', {});
     reads = 0;
     await service.post('c', 'hello', 'k2', 5_000);
     expect(reads).toBe(2);
   });
 
-  it('deletes a chat, and then it is not found', async () => {
-    const memory = memoryStore(echo);
+  it('deletes a chat, purges what storage keeps of it, and then it is not found', async () => {
+    const memory = new MemoryChats();
     const service = serviceOver(memory);
     await service.create('c', {});
     expect(await service.delete('c')).toBe('deleted');
+    expect(memory.purgedDeleted).toEqual(['c']);
     await expect(service.view('c', undefined)).rejects.toBeInstanceOf(ChatNotFoundError);
+    // A purge that fails does not undo a delete.
+    await service.create('d', {});
+    memory.store.purgeDeleted = async () => {
+      throw new Error('storage hiccup');
+    };
+    expect(await service.delete('d')).toBe('deleted');
+  });
+
+  it('answers deleting, without purging, when the delete has not happened within its wait', async () => {
+    const memory = new MemoryChats();
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    memory.holdSignals = true;
+    expect(await service.delete('c')).toBe('deleting');
+    expect(memory.purgedDeleted).toEqual([]);
   });
 });
 
@@ -218,18 +436,11 @@ describe('durableChatStore', () => {
 
 describe('chat handlers', () => {
   it('answer 503 with Retry-After and the error JSON when the chat store keeps failing, on every route', async () => {
-    const down: ChatStore = {
-      read: async () => {
-        throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
-      },
-      readPage: async () => {
-        throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
-      },
-      signal: async () => {
-        throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
-      },
+    const unavailable = async (): Promise<never> => {
+      throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
     };
-    const service = () => new ChatService({ store: down, changed: async () => false, now: Date.now, requireModel: () => {}, newMessageId: () => 'id' });
+    const down: ChatStore = { read: unavailable, readPage: unavailable, signal: unavailable, purgeDeleted: unavailable };
+    const service = () => new ChatService({ store: down, changed: async () => false, now: Date.now, requireModel: () => {}, newMessageId: () => 'id', tools: ALL_TOOLS });
     const handlers = chatHandlers(service);
     const url = 'http://localhost:7071/api/chats/c';
     const requests: [keyof typeof handlers, string, string | undefined][] = [
@@ -248,6 +459,20 @@ describe('chat handlers', () => {
         body: { error: { code: 'store_unavailable' } },
       });
     }
+  });
+
+  it('answer a post whose message was not stored in time 503 not_accepted, and its retry 200 once stored', async () => {
+    const memory = new MemoryChats();
+    await serviceOver(memory).create('c', {});
+    memory.holdSignals = true;
+    const handlers = chatHandlers(() => serviceOver(memory));
+    const request = () => new HttpRequest({ url: 'http://localhost:7071/api/chats/c?wait=5', method: 'POST', params: { chatId: 'c' }, headers: { 'idempotency-key': 'k-1' }, body: { string: '{"message":"hi"}' } });
+    const refused = (await handleErrors(handlers.post)(request(), new InvocationContext())) as HttpResponseInit;
+    expect({ status: refused.status, headers: refused.headers, body: refused.jsonBody }).toMatchObject({ status: 503, headers: { 'Retry-After': '1' }, body: { error: { code: 'not_accepted' } } });
+    memory.holdSignals = false;
+    const retried = (await handleErrors(handlers.post)(request(), new InvocationContext())) as HttpResponseInit;
+    expect({ status: retried.status, body: retried.body, headers: retried.headers }).toMatchObject({ status: 200, body: 're: hi', headers: { 'X-Message-Id': 'k-1' } });
+    expect(memory.chats.get('c')?.recent.map((m) => m.id)).toEqual(['k-1', 'k-1.reply']);
   });
 });
 

@@ -7,7 +7,7 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config.model.endpoint).toBeUndefined();
     expect(config.model).toMatchObject({ timeoutMs: 60_000, maxRetries: 3, maxCompletionTokens: 1000, tokenLimitParameter: 'max_completion_tokens' });
-    expect(config.chat).toEqual({ historyTokenBudget: 4000, replyWaitSeconds: 30, historyPageBytes: 24576 });
+    expect(config.chat).toEqual({ historyTokenBudget: 4000, replyWaitSeconds: 30, historyPageBytes: 24576, maxToolRounds: 8 });
     expect(config.limits).toEqual({ maxBodyBytes: 262144, maxMessageChars: 32000 });
   });
 
@@ -58,5 +58,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MODEL_TIMEOUT_MS: '1.5' })).toThrow(/MODEL_TIMEOUT_MS/);
     expect(() => loadConfig({ CHAT_REPLY_WAIT_SECONDS: '231' })).toThrow(/CHAT_REPLY_WAIT_SECONDS/);
     expect(loadConfig({ CHAT_REPLY_WAIT_SECONDS: '0' }).chat.replyWaitSeconds).toBe(0);
+    expect(() => loadConfig({ MAX_TOOL_ROUNDS: '101' })).toThrow(/MAX_TOOL_ROUNDS/);
+    expect(loadConfig({ MAX_TOOL_ROUNDS: '0' }).chat.maxToolRounds).toBe(0);
   });
 });
