@@ -46,6 +46,8 @@ export interface WaitPolicy {
    * invisible for a while); the client then retries with the same message id.
    */
   acceptWaitMs: number;
+  /** How long a waiting request lets a chat's queue stand still with no turn running before it restarts it. */
+  stalledQueueMs: number;
   /** How long PUT waits for a new chat to exist before answering 202 instead of 201. */
   createWaitMs: number;
   /** How long DELETE waits for the chat to be gone before answering 202 instead of 204. */
@@ -55,7 +57,7 @@ export interface WaitPolicy {
   longestPauseMs: number;
 }
 
-export const DEFAULT_WAIT_POLICY: WaitPolicy = { acceptWaitMs: 10_000, createWaitMs: 5_000, deleteWaitMs: 5_000, firstPauseMs: 2, longestPauseMs: 250 };
+export const DEFAULT_WAIT_POLICY: WaitPolicy = { acceptWaitMs: 10_000, stalledQueueMs: 5_000, createWaitMs: 5_000, deleteWaitMs: 5_000, firstPauseMs: 2, longestPauseMs: 250 };
 
 export type PostOutcome =
   | { status: 'replied'; messageId: string; reply: string }
@@ -89,7 +91,8 @@ export class ChatService {
 
     // Done: the chat is gone, or the turn has ended (its reply is recent, or was paged out during a long wait).
     const done = (s: ChatState | undefined) => s === undefined || replyTo(s, id) !== undefined || (!isWaiting(s, id) && s.turn?.messageId !== id);
-    const state = done(accepted) ? accepted : await this.waitFor(chatId, done, waitMs, { readAtOnce: false });
+    const stalled = this.stallWatch(chatId);
+    const state = done(accepted) ? accepted : await this.waitFor(chatId, (s) => (stalled(s), done(s)), waitMs, { readAtOnce: false });
     if (state === undefined) throw new ChatNotFoundError(chatId);
     const reply = (await this.turnOf(chatId, state, id))?.at(-1);
     if (reply === undefined) return { status: 'pending', messageId: id, acceptedAt };
@@ -108,10 +111,15 @@ export class ChatService {
   async streamPost(chatId: string, message: string, messageId: string | undefined, from: StreamPosition | undefined): Promise<{ messageId: string; events: AsyncIterable<TurnEvent> }> {
     const { id } = await this.accept(chatId, message, messageId, true);
     const { store, streams, changed, now } = this.ports;
+    const stalled = this.stallWatch(chatId);
     const events = tailTurn(
       {
         readRecords: async (afterKey) => (streams === undefined ? [] : streams.readAfter(chatId, id, afterKey)),
-        readChat: () => store.read(chatId),
+        readChat: async () => {
+          const state = await store.read(chatId);
+          stalled(state);
+          return state;
+        },
         findTurn: (state) => this.turnOf(chatId, state, id),
         changed: (timeoutMs) => changed(chatId, timeoutMs),
         now,
@@ -140,6 +148,29 @@ export class ChatService {
     if (state === undefined) throw new ChatNotFoundError(chatId);
     if (!hasMessage(state, id)) throw new MessageNotAcceptedError(id);
     return { id, state };
+  }
+
+  /**
+   * Watches the reads of a waiting request for a chat whose queue does not move: messages queued and
+   * no turn running, for longer than a start takes. That happens only when starting a turn failed
+   * (the entity keeps the message queued); the request then posts the queue's head again, which
+   * stores nothing new and makes the chat start its turn.
+   */
+  private stallWatch(chatId: string): (state: ChatState | undefined) => void {
+    let since: number | undefined;
+    return (state) => {
+      const head = state?.turn === undefined ? state?.queue[0] : undefined;
+      if (head === undefined) {
+        since = undefined;
+        return;
+      }
+      const now = this.ports.now();
+      since ??= now;
+      if (now - since < this.policy.stalledQueueMs) return;
+      since = now;
+      const input: PostInput = head.stream === true ? { messageId: head.id, message: head.content, stream: true } : { messageId: head.id, message: head.content };
+      void this.ports.store.signal(chatId, { name: 'post', input }).catch(() => undefined);
+    };
   }
 
   async view(chatId: string, newerThanMs: number | undefined): Promise<ChatView> {

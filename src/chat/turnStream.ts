@@ -264,16 +264,19 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
     }
   };
 
-  // A resumed client: everything before its attempt's round was shown, and in that round up to its position.
+  // A resumed client: everything before its attempt's round was shown, and in that round up to its
+  // position. An attempt not among the records is placed by the stored turn once it is done (its
+  // records may be gone), unless other records show the client's text is void.
   function* placeResume(): Generator<TurnEvent> {
     if (resume === undefined) return;
     const round = attemptRound.get(resume.attempt);
     if (round !== undefined) {
       shownRound = round;
       shown = resume;
-    } else {
-      // An attempt this reader cannot place (its records are gone): the client's text is void.
+    } else if (rounds.length > 0) {
       yield { event: 'reset', id: `${resume.attempt}:0`, data: { reason: 'The text so far is void; the turn is shown again.' } };
+    } else {
+      return;
     }
     resume = undefined;
   }
@@ -318,6 +321,17 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
   function* storedEvents(entries: ChatMessage[], reply: ChatMessage): Generator<TurnEvent> {
     const stored = storedRounds(entries);
     const last = stored.length;
+    if (resume !== undefined) {
+      const from = resume;
+      const round = stored.findIndex((r) => r.attempt === from.attempt);
+      if (round >= 0) {
+        shownRound = round + 1;
+        shown = from;
+      } else {
+        yield { event: 'reset', id: `${from.attempt}:0`, data: { reason: 'The text so far is void; the stored turn follows.' } };
+      }
+      resume = undefined;
+    }
     if (shownRound === 0) {
       const user = { id: messageId, createdAt: rounds[0]?.user.createdAt ?? reply.createdAt };
       shown = { attempt: STORED_ATTEMPT, phase: 'results', count: 0 };

@@ -255,6 +255,17 @@ describe('ChatService', () => {
     expect(idle.recentMessages.map((m) => m.id)).toEqual(['a', 'a.reply', 'b', 'b.reply', 'c', 'c.reply']);
   });
 
+  it('restarts a chat whose queue stands still with no turn running (its start failed) from a waiting request', async () => {
+    const memory = new MemoryChats();
+    const service = serviceOver(memory);
+    await service.create('c', {});
+    // Accepted, but starting its turn failed: the entity kept it queued with no turn running.
+    memory.chats.set('c', acceptMessage(memory.chats.get('c') as ChatState, { messageId: 'a', message: 'stuck' }, new Date(memory.clock)));
+    expect(await service.post('c', 'stuck', 'a', 30_000)).toEqual({ status: 'replied', messageId: 'a', reply: 're: stuck' });
+    // The retry itself signalled nothing (the message was stored); the stalled queue got one post again.
+    expect(memory.signals).toEqual(['create', 'post']);
+  });
+
   it('answers pending when the turn has not ended within the wait', async () => {
     const memory = new MemoryChats();
     memory.finishTurnsOnHint = false;

@@ -153,12 +153,12 @@ describe('tailTurn', () => {
     expect(await tail(streams, () => done, position('a1:done'))).toEqual([]);
   });
 
-  it('says reset and shows the stored turn again to a client resuming once the records are gone', async () => {
+  it('continues a client resuming once the records are gone from the stored reply of its attempt', async () => {
     const streams = memoryStreams(); // the next turn removed the records
     const done = chatWithReply({ content: 'Hello world', streamAttempt: 'a1' });
     const stored = await tail(streams, () => done, position('a1:3'));
-    expect(ids(stored)).toEqual(['reset a1:0', 'message stored:r0', 'delta a1:11', 'done a1:done']);
-    expect(text(stored)).toBe('Hello world');
+    expect(ids(stored)).toEqual(['delta a1:11', 'done a1:done']);
+    expect(text(stored)).toBe('lo world');
   });
 
   it('says reset and starts the round over when its model call runs again under a new attempt', async () => {
@@ -310,9 +310,12 @@ describe('tailTurn', () => {
       'delta stored:5',
       'done stored:done',
     ]);
-    // A client that was mid-turn: its attempt cannot be placed without the records, so everything again after a reset.
+    // A client that was mid-turn is placed by the stored rounds' attempts: exactly the rest.
     const resumed = await tail(streams, () => chatWithTurn(toolTurn(['a1', 'a2'])), position('a1:c1'));
-    expect(resumed.map((e) => e.event)).toEqual(['reset', 'message', 'delta', 'tool-call', 'tool-call', 'tool-result', 'tool-result', 'delta', 'done']);
+    expect(ids(resumed)).toEqual(['tool-call a1:c2', 'tool-result a2:r1', 'tool-result a2:r2', 'delta a2:5', 'done a2:done']);
+    // One whose attempt is not among them (it was superseded): reset, then everything.
+    const superseded = await tail(streams, () => chatWithTurn(toolTurn(['a1', 'a2'])), position('a0:3'));
+    expect(superseded.map((e) => e.event)).toEqual(['reset', 'message', 'delta', 'tool-call', 'tool-call', 'tool-result', 'tool-result', 'delta', 'done']);
   });
 
   it('parses event ids it hands out, and nothing else', () => {
