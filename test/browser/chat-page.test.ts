@@ -196,6 +196,25 @@ describe('chat page', () => {
     expect(await page.locator('#messages .pending').count()).toBe(0);
   });
 
+  it('shows a turn\'s tool calls and their results before its reply, streamed and after a reload', async () => {
+    await openPage();
+    await openChat('browser-tools');
+    t.model.enqueue({ toolCalls: [{ id: 'call_b1', name: 'add_todo', arguments: { task: 'buy bread' } }] }, { stream: ['Added ', 'bread.'], chunkDelayMs: 200 });
+    await page.fill('#message', 'Remind me to buy bread');
+    await page.press('#message', 'Enter');
+    // While the turn streams, the call shows in the reply bubble.
+    await page.waitForFunction(() => {
+      const { document } = globalThis as unknown as PageGlobals;
+      return (document.querySelector('#messages .message.assistant.streaming .text')?.textContent ?? '').includes('add_todo');
+    });
+    const steps = [instructionsEntry(), 'Remind me to buy bread', '→ add_todo({"task":"buy bread"})', /^✓ add_todo: \{"id":1,"task":"buy bread"/, 'Added bread.'];
+    await waitForTexts(page, MESSAGES, steps);
+    await page.reload();
+    await openChat('browser-tools');
+    await waitForTexts(page, MESSAGES, steps);
+    expect(await page.locator('#messages .message.tool').count()).toBe(2);
+  });
+
   it('shows markup in model output as literal text and never runs it', async () => {
     const payload = '<img src=x onerror="window.__pwned=1"> and <script>window.__pwned=2</script>';
     t.model.setDefault({ reply: payload });

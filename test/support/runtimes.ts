@@ -55,17 +55,6 @@ export interface FrontEnd {
   refusesMalformedChunking: boolean;
 }
 
-/** How a runtime's durable storage behaves across a crash, where the two differ (README "Runtimes"). */
-export interface Durability {
-  /**
-   * Posts a client sends one after another without waiting for the replies are stored in that order
-   * even when an instance is killed while holding one. On the Functions host (Azure Storage backend)
-   * a message the killed instance had taken from its control queue is invisible until the queue's
-   * visibility timeout and then lands after the later ones.
-   */
-  keepsPipelinedOrderAcrossCrashes: boolean;
-}
-
 export interface Runtime {
   name: RuntimeName;
   /** What runs, for test names and bench output. */
@@ -77,7 +66,6 @@ export interface Runtime {
   /** The folder that the app runs from. */
   appRoot: string;
   frontEnd: FrontEnd;
-  durability: Durability;
   start(env: Record<string, string>): Promise<RuntimeHandle>;
 }
 
@@ -113,7 +101,6 @@ export function localRuntime(): Runtime {
     masterKey: undefined,
     appRoot: REPO_ROOT,
     frontEnd: { answersBeforeBodyEnds: true, forwardsRawHeaderBytes: true, refusesMalformedChunking: true },
-    durability: { keepsPipelinedOrderAcrossCrashes: true },
     async start(env) {
       const host = await startHost({ appRoot: REPO_ROOT, env });
       return { url: host.url, port: host.port, pid: host.pid, logs: host.logs, exited: host.exited, stop: host.stop, kill: host.kill };
@@ -138,7 +125,6 @@ export function realRuntime(appRoot: string = STAGED_APP): Runtime {
     masterKey,
     appRoot,
     frontEnd: { answersBeforeBodyEnds: false, forwardsRawHeaderBytes: false, refusesMalformedChunking: false },
-    durability: { keepsPipelinedOrderAcrossCrashes: false },
     async start(env) {
       // The port is free when picked but the host binds it seconds later; if something took it
       // meanwhile (another suite's Azurite or client), start again on another.
