@@ -1,7 +1,8 @@
 /**
  * Sorts the registered functions into what the local host can run — httpTrigger functions (with
- * durableClient inputs and http outputs) and entityTrigger functions — and collects everything it
- * cannot, so start-up can stop with one message naming each function and trigger/binding.
+ * durableClient inputs and http outputs) and the Durable triggers (entity, orchestration, activity) —
+ * and collects everything it cannot, so start-up can stop with one message naming each function and
+ * trigger/binding.
  */
 import { parseRouteTemplate, RouteTemplateError, type RouteTemplate } from './http/routeTemplate';
 import type { BindingMetadata, RegisteredFunction } from './worker/coreTypes';
@@ -26,14 +27,29 @@ export interface EntityFunction {
   durableClientBindingNames: string[];
 }
 
+/** An orchestrationTrigger or activityTrigger function; names are case-insensitive, as in the extension. */
+export interface DurableFunction {
+  name: string;
+  registered: RegisteredFunction;
+  triggerBindingName: string;
+  durableClientBindingNames: string[];
+}
+export type OrchestrationFunction = DurableFunction;
+export type ActivityFunction = DurableFunction;
+
 export interface FunctionCatalog {
   http: HttpFunction[];
   entities: Map<string, EntityFunction>;
+  /** Keyed by lower-cased name. */
+  orchestrations: Map<string, OrchestrationFunction>;
+  /** Keyed by lower-cased name. */
+  activities: Map<string, ActivityFunction>;
   usesDurableClient: boolean;
   problems: string[];
 }
 
-const SUPPORTED_TRIGGERS = 'httpTrigger and entityTrigger';
+const SUPPORTED_TRIGGERS = 'httpTrigger, entityTrigger, orchestrationTrigger and activityTrigger';
+const DURABLE_TRIGGERS = new Set(['entitytrigger', 'orchestrationtrigger', 'activitytrigger']);
 
 function isTriggerType(type: string): boolean {
   return /trigger$/i.test(type);
@@ -55,7 +71,7 @@ function stringList(value: unknown): string[] | undefined {
 }
 
 export function buildCatalog(functions: Map<string, RegisteredFunction>): FunctionCatalog {
-  const catalog: FunctionCatalog = { http: [], entities: new Map(), usesDurableClient: false, problems: [] };
+  const catalog: FunctionCatalog = { http: [], entities: new Map(), orchestrations: new Map(), activities: new Map(), usesDurableClient: false, problems: [] };
   for (const [name, registered] of functions) {
     const bindings = Object.entries(registered.metadata.bindings);
     const triggers = bindings.filter(([, binding]) => isTriggerType(binding.type));
@@ -66,7 +82,7 @@ export function buildCatalog(functions: Map<string, RegisteredFunction>): Functi
     }
     const [triggerBindingName, triggerBinding] = trigger;
     const triggerType = triggerBinding.type.toLowerCase();
-    if (triggerType !== 'httptrigger' && triggerType !== 'entitytrigger') {
+    if (triggerType !== 'httptrigger' && !DURABLE_TRIGGERS.has(triggerType)) {
       catalog.problems.push(
         `Function '${name}' uses trigger '${triggerBinding.type}', which the local host does not support (it runs ${SUPPORTED_TRIGGERS} functions). Run it with Azure Functions Core Tools (func start).`,
       );
@@ -95,6 +111,11 @@ export function buildCatalog(functions: Map<string, RegisteredFunction>): Functi
     if (triggerType === 'entitytrigger') {
       const entityName = name.toLowerCase();
       catalog.entities.set(entityName, { name, entityName, registered, triggerBindingName, durableClientBindingNames });
+      continue;
+    }
+    if (triggerType === 'orchestrationtrigger' || triggerType === 'activitytrigger') {
+      const target = triggerType === 'orchestrationtrigger' ? catalog.orchestrations : catalog.activities;
+      target.set(name.toLowerCase(), { name, registered, triggerBindingName, durableClientBindingNames });
       continue;
     }
     const routeOption = triggerBinding['route'];

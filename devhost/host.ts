@@ -1,7 +1,7 @@
 /**
  * Starts the local host for one function app folder: settings into the environment, the
  * `@azure/functions-core` shim, the app's files, a check that every function is supported, the
- * durable entity store (only when the app uses entities), then the HTTP server.
+ * durable stores and schedulers (only when the app uses Durable Functions), then the HTTP server.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +10,11 @@ import { buildCatalog, type FunctionCatalog, type HttpFunction } from './catalog
 import { durableClientBindingData, durableClientInputs, type DurableClientBindingData } from './durable/clientBinding';
 import { EntityBatchRunner } from './durable/entityRunner';
 import { EntityService } from './durable/entityService';
+import { ActivityRunner } from './durable/orchestrations/activityRunner';
+import { InstanceStore } from './durable/orchestrations/instanceStore';
+import { OrchestrationService } from './durable/orchestrations/orchestrationService';
+import { OrchestrationWebhooks } from './durable/orchestrations/orchestrationWebhooks';
+import { OrchestratorRunner } from './durable/orchestrations/orchestratorRunner';
 import { EntityTableStore } from './durable/tableStore';
 import { DurableWebhooks } from './durable/webhooks';
 import { HttpRouter, type HttpRoute } from './http/router';
@@ -17,7 +22,7 @@ import { createRequestHandler } from './http/server';
 import { describeError, type Logger } from './log';
 import { applyLocalSettingsToEnv, readHostJson, readLocalSettings, type HostJsonSettings } from './settings/appSettings';
 import { HostStats } from './stats';
-import { createCountingTableClient, describeStorageEndpoint, entityTableName, readStorageConnectionString } from './storage/tableClient';
+import { createCountingTableClient, describeStorageEndpoint, entityTableName, orchestrationTableName, readStorageConnectionString } from './storage/tableClient';
 import { WorkerRegistry } from './worker/coreApi';
 import { installCoreModule } from './worker/installCoreModule';
 import { FunctionInvoker } from './worker/invoke';
@@ -47,10 +52,18 @@ const STORAGE_WAIT_MS = 20_000;
 function describeRoutes(catalog: FunctionCatalog, router: HttpRouter<HttpFunction>, origin: string): string[] {
   const lines = catalog.http.map((fn) => `  ${fn.name}: [${fn.methods?.join(',') ?? 'ALL'}] ${origin}${router.publicPath(fn.route)}`);
   for (const entity of catalog.entities.values()) lines.push(`  ${entity.name}: entityTrigger`);
+  for (const fn of catalog.orchestrations.values()) lines.push(`  ${fn.name}: orchestrationTrigger`);
+  for (const fn of catalog.activities.values()) lines.push(`  ${fn.name}: activityTrigger`);
   return lines;
 }
 
-async function connectStore(settings: HostJsonSettings, stats: HostStats, logger: Logger): Promise<{ store: EntityTableStore; where: string }> {
+interface DurableStores {
+  entities: EntityTableStore;
+  instances: InstanceStore;
+  where: string;
+}
+
+async function connectStores(settings: HostJsonSettings, stats: HostStats, logger: Logger): Promise<DurableStores> {
   let connectionString: string;
   try {
     connectionString = readStorageConnectionString(settings.storageConnectionSetting, process.env);
@@ -58,12 +71,14 @@ async function connectStore(settings: HostJsonSettings, stats: HostStats, logger
     throw new StartupError(describeError(err).replace(/^\w*Error: /, ''));
   }
   const where = describeStorageEndpoint(connectionString);
-  const store = new EntityTableStore(createCountingTableClient(connectionString, entityTableName(settings.hubName), stats));
+  const entities = new EntityTableStore(createCountingTableClient(connectionString, entityTableName(settings.hubName), stats));
+  const instances = new InstanceStore(createCountingTableClient(connectionString, orchestrationTableName(settings.hubName), stats));
   const deadline = Date.now() + STORAGE_WAIT_MS;
   for (let attempt = 1; ; attempt++) {
     try {
-      await store.ensureTable();
-      return { store, where };
+      await entities.ensureTable();
+      await instances.ensureTable();
+      return { entities, instances, where };
     } catch (err) {
       if (Date.now() > deadline) {
         throw new StartupError(`Cannot reach table storage at ${where}: ${describeError(err)}. Is Azurite running? (npm start starts it.)`);
@@ -111,12 +126,23 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const clientInputs = (bindingNames: string[]) => durableClientInputs(bindingNames, durableClient.binding);
 
   let entityService: EntityService | undefined;
+  let orchestrationService: OrchestrationService | undefined;
   let storeDescription = '';
-  if (catalog.entities.size > 0 || catalog.usesDurableClient) {
-    const { store, where } = await connectStore(settings, stats, logger);
+  if (catalog.entities.size > 0 || catalog.orchestrations.size > 0 || catalog.activities.size > 0 || catalog.usesDurableClient) {
+    const stores = await connectStores(settings, stats, logger);
     const runner = new EntityBatchRunner(invoker, clientInputs, logger, stats);
-    entityService = new EntityService(store, catalog.entities, runner, logger, stats, { maxBatchSize: settings.maxEntityOperationBatchSize });
-    storeDescription = ` (task hub ${settings.hubName}: table ${store.tableName} at ${where})`;
+    entityService = new EntityService(stores.entities, catalog.entities, runner, logger, stats, { maxBatchSize: settings.maxEntityOperationBatchSize });
+    orchestrationService = new OrchestrationService(
+      stores.instances,
+      catalog.orchestrations,
+      catalog.activities,
+      new OrchestratorRunner(invoker, clientInputs),
+      new ActivityRunner(invoker, clientInputs),
+      entityService,
+      logger,
+      stats,
+    );
+    storeDescription = ` (task hub ${settings.hubName}: tables ${stores.entities.tableName} and ${stores.instances.tableName} at ${stores.where})`;
   }
 
   const routes: HttpRoute<HttpFunction>[] = catalog.http.map((fn) => ({
@@ -130,13 +156,18 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     createRequestHandler({
       router,
       invoker,
-      webhooks: new DurableWebhooks(entityService, settings.hubName, logger),
+      webhooks: new DurableWebhooks(
+        entityService,
+        orchestrationService && entityService && new OrchestrationWebhooks(orchestrationService, entityService, settings.hubName, settings.storageConnectionSetting),
+        settings.hubName,
+        logger,
+      ),
       stats,
       logger,
       cors: { origins: localSettings?.corsOrigins ?? [], credentials: localSettings?.corsCredentials ?? false },
       streamUri,
       clientInputs,
-      describeEntities: () => entityService?.describe() ?? {},
+      describeEntities: () => ({ ...entityService?.describe(), orchestrations: orchestrationService?.describe() }),
       logRequests: options.logRequests,
     }),
   );
@@ -145,6 +176,11 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   durableClient.binding = durableClientBindingData(`http://127.0.0.1:${port}`, settings.hubName, settings.storageConnectionSetting);
   const url = `http://localhost:${port}`;
 
+  // Orchestrations first: until they are loaded, entities keep every orchestration's dedupe marks.
+  if (orchestrationService !== undefined) {
+    const resumed = await orchestrationService.recover();
+    if (resumed > 0) logger.info(`Resuming ${resumed} orchestration instance${resumed === 1 ? '' : 's'} left by a previous run.`);
+  }
   if (entityService !== undefined) {
     const resumed = await entityService.recover();
     if (resumed > 0) logger.info(`Resuming work of ${resumed} entit${resumed === 1 ? 'y' : 'ies'} left by a previous run.`);
@@ -161,7 +197,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const forceClose = setTimeout(() => server.closeAllConnections(), 3_000);
-      await entityService?.stop();
+      await Promise.all([orchestrationService?.stop(), entityService?.stop()]);
       await Promise.race([terminateApp(registry), new Promise((resolve) => setTimeout(resolve, 2_000))]).catch((err: unknown) =>
         logger.warn(`appTerminate hook failed: ${describeError(err)}`),
       );

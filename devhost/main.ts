@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   });
   process.on('uncaughtException', (err) => {
     // Like the Node worker: an exception nothing caught leaves the app in an unknown state, so stop.
-    // Accepted entity operations are in storage and resume on the next start.
+    // Accepted entity operations and orchestration work are in storage and resume on the next start.
     logger.error(`Uncaught exception, stopping: ${err.stack ?? err.message}`);
     process.exit(1);
   });
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
       logger.warn(`${signal} again: exiting now.`);
       process.exit(1);
     }
-    logger.info(`${signal} received: stopping (in-flight entity batches get a few seconds to commit).`);
+    logger.info(`${signal} received: stopping (in-flight entity batches and orchestration episodes get a few seconds to commit).`);
     host.stop().then(
       () => process.exit(0),
       (err: unknown) => {

@@ -1,7 +1,8 @@
 /**
  * Counters a benchmark can read from `GET /admin/devhost/stats`: storage requests (every HTTP
  * request the table client sends, retries included) by kind, and the entity scheduler's
- * operation/batch counts, so "storage requests per processed operation" is directly observable.
+ * operation/batch counts and the orchestration scheduler's, so "storage requests per processed
+ * operation" is directly observable.
  */
 export type StorageRequestKind = 'query' | 'insert' | 'upsert' | 'delete' | 'transaction' | 'createTable' | 'other';
 
@@ -26,6 +27,10 @@ export class HostStats {
   signalsDelivered = 0;
   entityLoads = 0;
   entityReads = 0;
+  orchestrationsStarted = 0;
+  orchestrationsFinished = 0;
+  orchestrationEpisodes = 0;
+  activitiesStarted = 0;
   httpRequests = 0;
 
   countStorageRequest(kind: StorageRequestKind): void {
@@ -46,6 +51,12 @@ export class HostStats {
         signalsDelivered: this.signalsDelivered,
         loads: this.entityLoads,
         reads: this.entityReads,
+      },
+      orchestrations: {
+        started: this.orchestrationsStarted,
+        finished: this.orchestrationsFinished,
+        episodes: this.orchestrationEpisodes,
+        activitiesStarted: this.activitiesStarted,
       },
       http: { requests: this.httpRequests },
     };

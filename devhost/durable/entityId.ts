@@ -35,13 +35,18 @@ function mustEscape(code: number): boolean {
   return code === 0x25 || code === 0x2f || code === 0x5c || code === 0x23 || code === 0x3f || code <= 0x1f || (code >= 0x7f && code <= 0x9f);
 }
 
-export function toPartitionKey(id: EntityId): string {
+/** A table key for any text (entity and orchestration partitions): forbidden characters and % percent-encoded. */
+export function escapeTableKey(text: string): string {
   let encoded = '';
-  for (const ch of schedulerId(id)) {
+  for (const ch of text) {
     const code = ch.charCodeAt(0);
     encoded += ch.length === 1 && mustEscape(code) ? `%${code.toString(16).toUpperCase().padStart(2, '0')}` : ch;
   }
   return encoded;
+}
+
+export function toPartitionKey(id: EntityId): string {
+  return escapeTableKey(schedulerId(id));
 }
 
 export function fromPartitionKey(partitionKey: string): EntityId | undefined {

@@ -2,7 +2,8 @@
  * Runs an entity batch through the app's registered entityTrigger function — i.e. through the
  * durable-functions SDK's own entity handler — with the batch input it expects
  * (`{ self, exists, state, batch: [{ id, name, input, isSignal }] }`) and validates its result
- * (`{ entityExists, entityState, results, signals }`).
+ * (`{ entityExists, entityState, results, signals }`). Operations an orchestration called (rather
+ * than signalled) get their result back, as the extension's ResponseMessage.
  *
  * If the batch invocation itself fails or exceeds functionTimeout, the state from before the batch
  * is kept (as the real runtime does) and the operations are retried one at a time from that state,
@@ -22,6 +23,14 @@ export interface BatchOperation {
   seq: number;
   name: string;
   input: string | undefined;
+  /** Set for an orchestration's call: the request id, which the SDK sees as the operation id. */
+  callRequestId?: string | undefined;
+}
+
+/** One operation's outcome as the SDK reports it: `result` is JSON (an error's is what the SDK serialized). */
+export interface OperationResult {
+  isError: boolean;
+  result: string | undefined;
 }
 
 export interface EntityStateValue {
@@ -31,9 +40,22 @@ export interface EntityStateValue {
 
 export interface BatchOutcome extends EntityStateValue {
   signals: OutgoingSignal[];
+  /** Per operation, in batch order. */
+  results: OperationResult[];
   /** Operations dropped without effect. */
   failedOperations: number;
 }
+
+/** The extension's ResponseMessage for a call's result (what the orchestration receives, as JSON). */
+export function responseMessageJson(result: OperationResult): string {
+  return JSON.stringify({
+    $type: 'Microsoft.Azure.WebJobs.Extensions.DurableTask.ResponseMessage, Microsoft.Azure.WebJobs.Extensions.DurableTask',
+    ...(result.result === undefined ? {} : { result: result.result }),
+    ...(result.isError ? { exceptionType: 'Error' } : {}),
+  });
+}
+
+const dropped = (err: unknown): OperationResult => ({ isError: true, result: JSON.stringify(describeError(err)) });
 
 const entityResultSchema = z.object({
   entityExists: z.boolean(),
@@ -65,24 +87,27 @@ export class EntityBatchRunner {
       const label = `${id.name}@${id.key}`;
       if (operations.length === 1) {
         this.logger.error(`Entity ${label}: operation '${operations[0]?.name}' failed and was dropped (state kept): ${describeError(err)}`);
-        return { ...before, signals: [], failedOperations: 1 };
+        return { ...before, signals: [], results: [dropped(err)], failedOperations: 1 };
       }
       this.logger.warn(`Entity ${label}: a batch of ${operations.length} operations failed (${describeError(err)}); state kept, retrying them one at a time.`);
       this.stats.batchRetriesOneByOne++;
       let current: EntityStateValue = before;
       const signals: OutgoingSignal[] = [];
+      const results: OperationResult[] = [];
       let failedOperations = 0;
       for (const operation of operations) {
         try {
           const outcome = await this.invokeBatch(fn, id, current, [operation]);
           current = { exists: outcome.exists, stateJson: outcome.stateJson };
           signals.push(...outcome.signals);
+          results.push(outcome.results[0] ?? { isError: false, result: undefined });
         } catch (singleError) {
           failedOperations++;
+          results.push(dropped(singleError));
           this.logger.error(`Entity ${label}: operation '${operation.name}' failed and was dropped (state kept): ${describeError(singleError)}`);
         }
       }
-      return { ...current, signals, failedOperations };
+      return { ...current, signals, results, failedOperations };
     }
   }
 
@@ -92,10 +117,10 @@ export class EntityBatchRunner {
       exists: before.exists,
       state: before.exists ? before.stateJson : null,
       batch: operations.map((operation) => ({
-        id: `${operation.seq}`,
+        id: operation.callRequestId ?? `${operation.seq}`,
         name: operation.name,
         ...(operation.input === undefined ? {} : { input: operation.input }),
-        isSignal: true,
+        isSignal: operation.callRequestId === undefined,
       })),
     };
     const outcome = await this.invoke.invoke(fn.registered, {
@@ -120,6 +145,7 @@ export class EntityBatchRunner {
         name: signal.name,
         input: signal.input ?? '',
       })),
+      results: operations.map((_operation, i) => ({ isError: result.results[i]?.isError ?? false, result: result.results[i]?.result ?? undefined })),
       failedOperations: 0,
     };
   }

@@ -13,18 +13,24 @@
  *
  * Exactly once: a batch commit deletes its operation rows in the same transaction that writes the
  * state, so after a crash an operation either ran and is gone, or did not count and runs again.
- * Entity-to-entity signals are written to an outbox in that transaction and delivered after it;
- * the receiver records the newest (outbox seq, index) it processed per sender in its own commit,
- * and a re-delivery after a crash is recognised against that mark or its pending operations.
+ * Entity-to-entity signals (and the results of orchestrations' calls) are written to an outbox in
+ * that transaction and delivered after it; the receiver records the newest (outbox seq, index) it
+ * processed per sender in its own commit, and a re-delivery after a crash is recognised against that
+ * mark or its pending operations. Orchestrations send with their own sequence (the task's event id);
+ * their marks are only kept while they have messages left to deliver, so they do not pile up.
  */
 import type { EntityFunction } from '../catalog';
 import { describeError, type Logger } from '../log';
 import type { HostStats } from '../stats';
+import { backoffMs, delay, isTransientStorageError, retryStorage } from './storageRetry';
 import { fromPartitionKey, makeEntityId, schedulerId, toPartitionKey, type EntityId } from './entityId';
-import type { EntityBatchRunner, EntityStateValue } from './entityRunner';
+import { responseMessageJson, type BatchOutcome, type EntityBatchRunner, type EntityStateValue } from './entityRunner';
 import {
+  emptyHeader,
   UnpersistableBatchError,
   type BatchCommit,
+  type EntityCaller,
+  type EntityResponse,
   type EntityHeader,
   type EntityTableStore,
   type ListedEntity,
@@ -50,6 +56,8 @@ class EntityRecord {
   running: Promise<void> | undefined;
   /** Set when storage refused a batch outright; the entity waits for a restart instead of spinning. */
   stalled = false;
+  /** Set while its state is purged: no batch starts meanwhile. */
+  purging = false;
   delivering = false;
 
   constructor(readonly id: EntityId) {
@@ -60,23 +68,35 @@ class EntityRecord {
 
 export class UnknownEntityError extends Error {}
 
+/** What the entity scheduler needs from the orchestrations it serves. */
+export interface OrchestrationPeer {
+  /** Delivers a call's result to the calling orchestration (idempotent). */
+  deliverResponse(response: EntityResponse): Promise<void>;
+  /** Whether the sending orchestration may still (re)deliver messages; its dedupe mark is needed until then. */
+  mayRedeliver(source: string): boolean;
+}
+
+/** An operation sent by an orchestration: a signal, or a call whose result goes back to `caller`. */
+export interface OrchestrationMessage {
+  kind: 'signal' | 'call';
+  name: string;
+  input: string | undefined;
+  origin: SignalOrigin;
+  caller: EntityCaller | undefined;
+}
+
+/** Entity senders are scheduler ids (`@name@key`); anything else is an orchestration. */
+const isEntitySource = (source: string): boolean => source.startsWith('@');
+
 export interface EntityServiceOptions {
   maxBatchSize: number;
   /** How long stop() waits for running batches to commit before giving up (they re-run after restart). */
   stopGraceMs?: number;
 }
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 function isAtOrBefore(origin: SignalOrigin, mark: { seq: number; index: number } | undefined): boolean {
   if (mark === undefined) return false;
   return origin.seq < mark.seq || (origin.seq === mark.seq && origin.index <= mark.index);
-}
-
-function isTransientStorageError(err: unknown): boolean {
-  if (err instanceof UnpersistableBatchError) return false;
-  const status = typeof err === 'object' && err !== null && 'statusCode' in err ? err.statusCode : undefined;
-  return typeof status !== 'number' || status === 408 || status === 429 || status >= 500;
 }
 
 export class EntityService {
@@ -84,6 +104,7 @@ export class EntityService {
   private stopping = false;
   private readonly maxBatchSize: number;
   private readonly stopGraceMs: number;
+  private orchestrations: OrchestrationPeer | undefined;
 
   constructor(
     private readonly store: EntityTableStore,
@@ -99,6 +120,25 @@ export class EntityService {
 
   hasEntityFunction(name: string): boolean {
     return this.entities.has(name.toLowerCase());
+  }
+
+  /** Connects the orchestration scheduler (call results go to it; it tells which marks to keep). */
+  connectOrchestrations(peer: OrchestrationPeer): void {
+    this.orchestrations = peer;
+  }
+
+  /**
+   * Accepts a signal or call from an orchestration, once per origin (re-deliveries after a crash are
+   * recognised). The target's name keeps its case, as for signals between entities. Returns false
+   * when no entity function of that name exists (the message is dropped, and logged).
+   */
+  async acceptFromOrchestration(target: EntityId, message: OrchestrationMessage): Promise<boolean> {
+    if (!this.hasEntityFunction(target.name)) {
+      this.logger.error(`Orchestration ${message.origin.source} sent '${message.name}' to ${target.name}@${target.key}, but no entity function '${target.name}' is registered; it is dropped.`);
+      return false;
+    }
+    await this.accept(target, message);
+    return true;
   }
 
   /** Accepts a client signal; resolves once the operation is durably stored (then answer 202). */
@@ -119,6 +159,36 @@ export class EntityService {
     const record = await this.loaded(makeEntityId(name, key));
     const header = record.header;
     return { exists: header?.exists ?? false, stateJson: header?.exists ? header.stateJson : null };
+  }
+
+  /** The entity as an instance (what the Functions host reports for `@name@key`); undefined if it has no stored state. */
+  async instance(name: string, key: string): Promise<(EntityStateValue & { lastOperationTime: string | undefined }) | undefined> {
+    if (!this.hasEntityFunction(name)) return undefined;
+    const header = (await this.loaded(makeEntityId(name, key))).header;
+    if (header === undefined || !header.present) return undefined;
+    return { exists: header.exists, stateJson: header.exists ? header.stateJson : null, lastOperationTime: header.lastOperationTime };
+  }
+
+  /**
+   * Purges the entity's instance: its stored state goes (after a batch in progress commits), as on the
+   * Functions host, where purging `@name@key` works whether or not the entity exists; operations still
+   * queued stay and create it anew. False when there was nothing to purge.
+   */
+  async purge(name: string, key: string): Promise<boolean> {
+    if (!this.hasEntityFunction(name)) return false;
+    const record = await this.loaded(makeEntityId(name, key));
+    while (record.running !== undefined) await record.running;
+    const header = record.header;
+    if (header === undefined || !header.present) return false;
+    record.purging = true;
+    try {
+      await this.store.deleteState(record.partitionKey, header.extraStateRows);
+      record.header = emptyHeader();
+    } finally {
+      record.purging = false;
+      this.wake(record);
+    }
+    return true;
   }
 
   async list(options: {
@@ -210,7 +280,10 @@ export class EntityService {
       ...snapshot.pending.map((operation) => operation.seq),
       ...snapshot.outbox.map((entry) => entry.seq),
     );
-    record.nextSeq = highest + 1;
+    // A partition with no rows at all starts numbering from the clock (microseconds): if the entity
+    // existed before and was purged, its signals must still count up past what receivers marked as seen.
+    const untouched = !snapshot.header.present && snapshot.pending.length === 0 && snapshot.outbox.length === 0;
+    record.nextSeq = untouched ? Math.max(highest + 1, Date.now() * 1000) : highest + 1;
     if (snapshot.pending.length > 0) this.logger.info(`Entity ${record.id.name}@${record.id.key}: resuming ${snapshot.pending.length} pending operation(s).`);
     this.wake(record);
     this.deliver(record);
@@ -246,7 +319,7 @@ export class EntityService {
   }
 
   private wake(record: EntityRecord): void {
-    if (record.running !== undefined || record.stalled || this.stopping || record.header === undefined) return;
+    if (record.running !== undefined || record.stalled || record.purging || this.stopping || record.header === undefined) return;
     if (!record.queue[0]?.durable) return;
     record.running = this.drain(record).finally(() => {
       record.running = undefined;
@@ -289,38 +362,55 @@ export class EntityService {
     if (header === undefined) throw new Error('entity not loaded');
     const before: EntityStateValue = { exists: header.exists, stateJson: header.stateJson };
     const fn = this.entities.get(record.id.name.toLowerCase());
-    let outcome: EntityStateValue & { signals: BatchCommit['signals']; failedOperations: number };
+    let outcome: BatchOutcome;
     const [first] = batch;
     if (first?.kind === 'delete') {
-      outcome = { exists: false, stateJson: null, signals: [], failedOperations: 0 };
+      outcome = { exists: false, stateJson: null, signals: [], results: [], failedOperations: 0 };
     } else if (fn === undefined) {
       this.logger.error(`Entity ${record.id.name}@${record.id.key}: no entity function '${record.id.name}' is registered; dropping ${batch.length} operation(s).`);
-      outcome = { ...before, signals: [], failedOperations: batch.length };
+      outcome = { ...before, signals: [], results: [], failedOperations: batch.length };
     } else {
       outcome = await this.runner.run(
         fn,
         record.id,
         before,
-        batch.map((operation) => ({ seq: operation.seq, name: operation.name, input: operation.input })),
+        batch.map((operation) => ({ seq: operation.seq, name: operation.name, input: operation.input, callRequestId: operation.caller?.requestId })),
       );
     }
-    const sources: SourceMarks = new Map(header.sources);
-    for (const operation of batch) {
-      if (operation.origin !== undefined) sources.set(operation.origin.source, { seq: operation.origin.seq, index: operation.origin.index });
-    }
+    const responses: EntityResponse[] = [];
+    batch.forEach((operation, i) => {
+      const result = outcome.results[i];
+      if (operation.kind === 'call' && operation.caller !== undefined && result !== undefined) {
+        responses.push({ ...operation.caller, responseJson: responseMessageJson(result) });
+      }
+    });
     const commit: BatchCommit = {
       processed: batch,
       exists: outcome.exists,
       stateJson: outcome.stateJson,
-      sources,
+      sources: this.marksAfter(header.sources, batch),
       lastOperationTime: new Date().toISOString(),
       signals: outcome.signals,
+      responses,
     };
     const { dropped } = await this.commit(record, commit);
     const failed = dropped ? batch.length : outcome.failedOperations;
     this.stats.batches++;
     this.stats.operationsProcessed += batch.length - failed;
     this.stats.operationsFailed += failed;
+  }
+
+  /** The senders' marks after a batch: its origins recorded, orchestrations' marks dropped once they cannot re-deliver. */
+  private marksAfter(before: SourceMarks, batch: StoredOperation[]): SourceMarks {
+    const marks: SourceMarks = new Map(before);
+    for (const operation of batch) {
+      if (operation.origin !== undefined) marks.set(operation.origin.source, { seq: operation.origin.seq, index: operation.origin.index });
+    }
+    const peer = this.orchestrations;
+    if (peer !== undefined) {
+      for (const source of marks.keys()) if (!isEntitySource(source) && !peer.mayRedeliver(source)) marks.delete(source);
+    }
+    return marks;
   }
 
   /**
@@ -347,11 +437,11 @@ export class EntityService {
         if (verdict === 'not committed' && !isTransientStorageError(err)) {
           if (dropped) throw err; // storage refuses even the bare consumption of the operations
           this.logger.error(`Entity ${label}: the batch result cannot be stored (${describeError(err)}); its ${current.processed.length} operation(s) are dropped and the state is kept.`);
-          current = { ...current, exists: header.exists, stateJson: header.stateJson, signals: [] };
+          current = { ...current, exists: header.exists, stateJson: header.stateJson, signals: [], responses: [] };
           dropped = true;
           continue;
         }
-        const pause = Math.min(200 * 2 ** Math.min(attempt, 5), 5_000);
+        const pause = backoffMs(attempt);
         this.logger.warn(`Entity ${label}: storage failed while committing (${describeError(err)}); retrying in ${pause} ms.`);
         await delay(pause);
       }
@@ -386,7 +476,7 @@ export class EntityService {
     }
   }
 
-  /** Delivers an entity's outbox entries in order; each signal at most once at the receiver. */
+  /** Delivers an entity's outbox entries in order; each signal and result at most once at the receiver. */
   private deliver(record: EntityRecord): void {
     if (record.delivering || record.outbox.length === 0 || this.stopping) return;
     record.delivering = true;
@@ -422,6 +512,16 @@ export class EntityService {
               this.logger.error(`Entity ${record.id.name}@${record.id.key}: the signal '${signal.name}' to ${target} cannot be stored (${describeError(err)}); it is dropped.`);
             }
           }
+          for (const response of entry.responses) {
+            const peer = this.orchestrations;
+            if (peer === undefined) break;
+            try {
+              await this.retrying(`returning a call's result to orchestration ${response.instanceId}`, () => peer.deliverResponse(response));
+            } catch (err) {
+              if (this.stopping) throw err;
+              this.logger.error(`Entity ${record.id.name}@${record.id.key}: the result for orchestration ${response.instanceId} cannot be stored (${describeError(err)}); it is dropped.`);
+            }
+          }
           await this.retrying('removing a delivered outbox', () => this.store.deleteOutboxRows(record.partitionKey, entry.rowKeys));
           record.outbox.shift();
         }
@@ -433,17 +533,7 @@ export class EntityService {
     })();
   }
 
-  private async retrying(what: string, action: () => Promise<void>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await action();
-        return;
-      } catch (err) {
-        if (this.stopping || !isTransientStorageError(err)) throw err;
-        const pause = Math.min(200 * 2 ** Math.min(attempt, 5), 5_000);
-        this.logger.warn(`Storage failed while ${what} (${describeError(err)}); retrying in ${pause} ms.`);
-        await delay(pause);
-      }
-    }
+  private retrying(what: string, action: () => Promise<void>): Promise<void> {
+    return retryStorage(what, action, { logger: this.logger, stopping: () => this.stopping });
   }
 }

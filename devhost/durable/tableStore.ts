@@ -7,7 +7,8 @@
  *   RowKey "state-001".."-NNN"  further state chunks, 14 per row (large states)
  *   RowKey "op-<seq:16>"        one accepted, not yet processed operation (name, input chunks,
  *                               origin when it came from another entity); seq = arrival order
- *   RowKey "out-<seq:16>-<part>" signals a processed batch emitted, delivered after the commit
+ *   RowKey "out-<seq:16>-<part>" signals a processed batch emitted and replies to orchestrations'
+ *                               calls, delivered after the commit
  *
  * A batch commit = upsert the header/state rows (only if state or metadata changed), delete the
  * processed "op-" rows and create the batch's "out-" rows, atomically. So a crash either loses
@@ -23,6 +24,7 @@ import {
   writeChunkProperties,
 } from './chunks';
 import { partitionRangeForName, type EntityId } from './entityId';
+import { PermanentStorageError } from './storageRetry';
 
 export interface SignalOrigin {
   /** Scheduler id of the entity whose batch emitted the signal. */
@@ -32,14 +34,25 @@ export interface SignalOrigin {
   index: number;
 }
 
+/** The orchestration waiting for a call's result. */
+export interface EntityCaller {
+  instanceId: string;
+  /** The call's request id: the orchestration receives the result as an event of that name. */
+  requestId: string;
+}
+
 export interface StoredOperation {
   seq: number;
-  /** "signal" runs the entity's operation; "delete" is the HTTP API's DELETE, applied by the host. */
-  kind: 'signal' | 'delete';
+  /**
+   * "signal" and "call" run the entity's operation (a call's result goes back to its caller);
+   * "delete" is the HTTP API's DELETE, applied by the host.
+   */
+  kind: 'signal' | 'call' | 'delete';
   name: string;
   /** JSON text, or undefined when the signal had no input. */
   input: string | undefined;
   origin: SignalOrigin | undefined;
+  caller?: EntityCaller | undefined;
   acceptedAt: string;
 }
 
@@ -50,10 +63,18 @@ export interface OutgoingSignal {
   input: string;
 }
 
+/** The result of a call, for the calling orchestration (the extension's ResponseMessage as JSON). */
+export interface EntityResponse {
+  instanceId: string;
+  requestId: string;
+  responseJson: string;
+}
+
 export interface OutboxEntry {
   seq: number;
   rowKeys: string[];
   signals: OutgoingSignal[];
+  responses: EntityResponse[];
 }
 
 /** Per source entity: the newest signal from it already processed here (exactly-once delivery). */
@@ -83,6 +104,7 @@ export interface BatchCommit {
   sources: SourceMarks;
   lastOperationTime: string;
   signals: OutgoingSignal[];
+  responses: EntityResponse[];
 }
 
 export interface CommitResult {
@@ -98,7 +120,7 @@ export interface ListedEntity {
 }
 
 /** The batch's result cannot be stored (too large for one transaction); retrying will not help. */
-export class UnpersistableBatchError extends Error {}
+export class UnpersistableBatchError extends PermanentStorageError {}
 /** An operation input too large for one row. */
 export class OperationTooLargeError extends Error {}
 
@@ -147,9 +169,26 @@ function parseSources(text: string | undefined): SourceMarks {
   return marks;
 }
 
-function parseSignals(text: string): OutgoingSignal[] {
+function isResponse(item: unknown): item is EntityResponse {
+  return (
+    typeof item === 'object' &&
+    item !== null &&
+    typeof (item as Row)['instanceId'] === 'string' &&
+    typeof (item as Row)['requestId'] === 'string' &&
+    typeof (item as Row)['responseJson'] === 'string'
+  );
+}
+
+/** An outbox is `{ signals, responses }` (a bare array of signals before orchestrations were supported). */
+function parseOutbox(text: string): { signals: OutgoingSignal[]; responses: EntityResponse[] } {
   const parsed: unknown = JSON.parse(text);
-  if (!Array.isArray(parsed)) return [];
+  if (Array.isArray(parsed)) return { signals: parseSignals(parsed), responses: [] };
+  if (typeof parsed !== 'object' || parsed === null) return { signals: [], responses: [] };
+  const { signals, responses } = parsed as Row;
+  return { signals: Array.isArray(signals) ? parseSignals(signals) : [], responses: Array.isArray(responses) ? responses.filter(isResponse) : [] };
+}
+
+function parseSignals(parsed: unknown[]): OutgoingSignal[] {
   return parsed.filter(
     (item): item is OutgoingSignal =>
       typeof item === 'object' &&
@@ -242,7 +281,7 @@ export class EntityTableStore {
       const ordered = [...parts.entries()].sort(([a], [b]) => a - b);
       let json = '';
       for (const [, row] of ordered) json += readChunkProperties(row, 'c', numberProperty(row, 'chunks') ?? 0) ?? '';
-      outbox.push({ seq, rowKeys: ordered.map(([part]) => outboxRowKey(seq, part)), signals: parseSignals(json) });
+      outbox.push({ seq, rowKeys: ordered.map(([part]) => outboxRowKey(seq, part)), ...parseOutbox(json) });
     }
     return { header, pending, outbox };
   }
@@ -252,15 +291,18 @@ export class EntityTableStore {
     const originSource = stringProperty(row, 'originSource');
     const originSeq = numberProperty(row, 'originSeq');
     const originIndex = numberProperty(row, 'originIndex');
+    const callerInstance = stringProperty(row, 'callerInstance');
+    const callerRequest = stringProperty(row, 'callerRequest');
     return {
       seq,
-      kind: row['kind'] === 'delete' ? 'delete' : 'signal',
+      kind: row['kind'] === 'delete' ? 'delete' : row['kind'] === 'call' ? 'call' : 'signal',
       name: stringProperty(row, 'name') ?? '',
       input: inputChunks < 0 ? undefined : (readChunkProperties(row, 'i', inputChunks) ?? ''),
       origin:
         originSource !== undefined && originSeq !== undefined && originIndex !== undefined
           ? { source: originSource, seq: originSeq, index: originIndex }
           : undefined,
+      caller: callerInstance !== undefined && callerRequest !== undefined ? { instanceId: callerInstance, requestId: callerRequest } : undefined,
       acceptedAt: stringProperty(row, 'acceptedAt') ?? '',
     };
   }
@@ -287,7 +329,18 @@ export class EntityTableStore {
       row['originSeq'] = operation.origin.seq;
       row['originIndex'] = operation.origin.index;
     }
+    if (operation.caller !== undefined) {
+      row['callerInstance'] = operation.caller.instanceId;
+      row['callerRequest'] = operation.caller.requestId;
+    }
     await this.client.createEntity(row as Row & { partitionKey: string; rowKey: string });
+  }
+
+  /** Deletes the state rows (header and chunks); pending operations and outboxes stay. */
+  async deleteState(partitionKey: string, extraStateRows: number): Promise<void> {
+    const actions: TransactionAction[] = [['delete', { partitionKey, rowKey: HEADER_ROW_KEY }]];
+    for (let i = 1; i <= extraStateRows; i++) actions.push(['delete', { partitionKey, rowKey: stateRowKey(i) }]);
+    await this.client.submitTransaction(actions);
   }
 
   /** Best-effort removal of an operation whose insert failed (so it cannot resurface after a restart). */
@@ -340,7 +393,7 @@ export class EntityTableStore {
       for (let i = groups.length; i <= before.extraStateRows; i++) actions.push(['delete', { partitionKey, rowKey: stateRowKey(i) }]);
       after.present = true;
       after.extraStateRows = groups.length - 1;
-    } else if (before.present || sourcesChanged || commit.signals.length > 0) {
+    } else if (before.present || sourcesChanged || commit.signals.length > 0 || commit.responses.length > 0) {
       // Metadata only: Merge leaves the state chunks untouched (no re-serialising unchanged state).
       // Written when signals go out even for a stateless entity: lastAppliedSeq must survive a
       // restart, or its next outbox could reuse a sequence its receivers already marked as seen.
@@ -351,8 +404,8 @@ export class EntityTableStore {
     }
     for (const op of commit.processed) actions.push(['delete', { partitionKey, rowKey: operationRowKey(op.seq) }]);
     let outbox: OutboxEntry | undefined;
-    if (commit.signals.length > 0) {
-      const groups = groupChunks(splitIntoChunks(JSON.stringify(commit.signals)), CHUNKS_PER_ROW);
+    if (commit.signals.length > 0 || commit.responses.length > 0) {
+      const groups = groupChunks(splitIntoChunks(JSON.stringify({ signals: commit.signals, responses: commit.responses })), CHUNKS_PER_ROW);
       const rowKeys: string[] = [];
       groups.forEach((group, part) => {
         const row: Row = { partitionKey, rowKey: outboxRowKey(lastAppliedSeq, part), part, parts: groups.length, chunks: group.length };
@@ -360,7 +413,7 @@ export class EntityTableStore {
         rowKeys.push(outboxRowKey(lastAppliedSeq, part));
         actions.push(['create', row as Row & { partitionKey: string; rowKey: string }]);
       });
-      outbox = { seq: lastAppliedSeq, rowKeys, signals: commit.signals };
+      outbox = { seq: lastAppliedSeq, rowKeys, signals: commit.signals, responses: commit.responses };
     }
     if (actions.length > MAX_TRANSACTION_ACTIONS) {
       throw new UnpersistableBatchError(`The batch needs ${actions.length} table operations; one transaction allows ${MAX_TRANSACTION_ACTIONS}.`);

@@ -8,15 +8,17 @@
  *          list → 200 [{ entityId: {name, key}, lastOperationTime, state? }], more pages via the
  *          x-ms-continuation-token response/request header
  *
- * Orchestration endpoints (instances/, orchestrators/) answer 501: the local host runs entities only.
+ * Orchestration endpoints (instances/, orchestrators/) are OrchestrationWebhooks'.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describeError, type Logger } from '../log';
 import { readRequestBody, RequestBodyTooLargeError, writeJson, writeJsonError } from '../http/rpcHttp';
 import { validateEntityId } from './entityId';
 import { UnknownEntityError, type EntityService } from './entityService';
+import { PermanentStorageError } from './storageRetry';
 import { OperationTooLargeError } from './tableStore';
 import { DURABLE_WEBHOOK_PATH } from './clientBinding';
+import type { OrchestrationWebhooks } from './orchestrations/orchestrationWebhooks';
 
 const CONTINUATION_HEADER = 'x-ms-continuation-token';
 /** Signal bodies above this are refused before reading further (the store's limit is lower anyway). */
@@ -25,6 +27,7 @@ const MAX_SIGNAL_BODY_BYTES = 4 * 1024 * 1024;
 export class DurableWebhooks {
   constructor(
     private readonly service: EntityService | undefined,
+    private readonly orchestrations: OrchestrationWebhooks | undefined,
     private readonly hubName: string,
     private readonly logger: Logger,
   ) {}
@@ -36,7 +39,7 @@ export class DurableWebhooks {
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const service = this.service;
     if (service === undefined) {
-      writeJsonError(res, 501, 'durable_not_enabled', 'This app registers no entity functions or durableClient bindings, so the durable API is off.');
+      writeJsonError(res, 501, 'durable_not_enabled', 'This app registers no durable functions or durableClient bindings, so the durable API is off.');
       return;
     }
     const taskHub = url.searchParams.get('taskHub');
@@ -56,8 +59,17 @@ export class DurableWebhooks {
       return;
     }
     const [resource, name, ...keyParts] = segments;
-    if (resource === 'instances' || resource === 'orchestrators') {
-      writeJsonError(res, 501, 'orchestrations_not_supported', 'The local host runs durable entities only; use func start for orchestrations.');
+    if ((resource === 'instances' || resource === 'orchestrators') && this.orchestrations !== undefined) {
+      try {
+        await this.orchestrations.handle(req, res, url, segments);
+      } catch (err) {
+        // Inputs and events too large for a table row (the Functions host moves those to blobs).
+        if (err instanceof RequestBodyTooLargeError || err instanceof PermanentStorageError) writeJsonError(res, 413, 'input_too_large', err.message);
+        else {
+          this.logger.error(`Durable API ${req.method} ${url.pathname} failed: ${describeError(err)}`);
+          writeJson(res, 500, { Message: 'Something went wrong while processing your request', ExceptionMessage: describeError(err) });
+        }
+      }
       return;
     }
     if (resource !== 'entities') {

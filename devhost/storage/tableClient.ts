@@ -9,12 +9,14 @@ import { classifyStorageRequest, type HostStats } from '../stats';
 export class StorageConfigurationError extends Error {}
 
 /** Table names: 3-63 letters/digits, starting with a letter. */
-export function entityTableName(hubName: string): string {
-  const suffix = 'DevhostEntities';
+function hubTableName(hubName: string, suffix: string): string {
   let base = hubName.replace(/[^A-Za-z0-9]/g, '');
   if (!/^[A-Za-z]/.test(base)) base = `h${base}`;
   return `${base.slice(0, 63 - suffix.length)}${suffix}`;
 }
+
+export const entityTableName = (hubName: string): string => hubTableName(hubName, 'DevhostEntities');
+export const orchestrationTableName = (hubName: string): string => hubTableName(hubName, 'DevhostOrchestrations');
 
 export function readStorageConnectionString(settingName: string, env: NodeJS.ProcessEnv): string {
   const value = env[settingName];
@@ -27,7 +29,7 @@ export function readStorageConnectionString(settingName: string, env: NodeJS.Pro
     );
   }
   throw new StorageConfigurationError(
-    `${settingName} is not set. Durable entities need storage: set "${settingName}": "UseDevelopmentStorage=true" in local.settings.json Values and run Azurite (npm start does both).`,
+    `${settingName} is not set. Durable entities and orchestrations need storage: set "${settingName}": "UseDevelopmentStorage=true" in local.settings.json Values and run Azurite (npm start does both).`,
   );
 }
 
