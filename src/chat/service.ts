@@ -57,7 +57,7 @@ export interface WaitPolicy {
   longestPauseMs: number;
 }
 
-export const DEFAULT_WAIT_POLICY: WaitPolicy = { acceptWaitMs: 10_000, stalledQueueMs: 5_000, createWaitMs: 5_000, deleteWaitMs: 5_000, firstPauseMs: 2, longestPauseMs: 250 };
+export const DEFAULT_WAIT_POLICY: WaitPolicy = { acceptWaitMs: 20_000, stalledQueueMs: 5_000, createWaitMs: 5_000, deleteWaitMs: 5_000, firstPauseMs: 2, longestPauseMs: 250 };
 
 export type PostOutcome =
   | { status: 'replied'; messageId: string; reply: string }

@@ -70,7 +70,7 @@ describe('a chat past many history pages', () => {
     }
 
     const chat = await storedEntity<StoredChat>('chat', chatId);
-    expect(chat?.state.schemaVersion).toBe(2);
+    expect(chat?.state.schemaVersion).toBe(3);
     const pageCount = chat?.state.pageCount ?? 0;
     expect(pageCount).toBeGreaterThanOrEqual(8);
     const fullBytes = Buffer.byteLength(JSON.stringify(full.recentMessages));

@@ -474,7 +474,7 @@ describe('hostile input against the app', () => {
     const empty = await fetch(t.url('/api/chats/after-fuzz'), { method: 'POST', body: '{}' });
     expect(empty.status).toBe(400);
     const state = (await (await fetch(t.url('/api/chats/after-fuzz'))).json()) as Record<string, unknown>;
-    expect(Object.keys(state).sort()).toEqual(['createdAt', 'exists', 'id', 'instructions', 'lastUpdatedAt', 'recentMessages', 'totalMessages', 'totalTokens']);
+    expect(Object.keys(state).sort()).toEqual(['createdAt', 'exists', 'id', 'instructions', 'lastUpdatedAt', 'pendingMessages', 'recentMessages', 'tools', 'totalMessages', 'totalTokens']);
 
     const logLines = t.host.logs().split('\n');
     // A failed invocation counts unless the host failed it because the client abandoned its upload
