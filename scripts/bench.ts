@@ -5,31 +5,40 @@
  * Azurite behind a counting proxy and the scripted model server on loopback. Prints one table per
  * figure with a column per runtime; asserts nothing (figures go to the README's "Performance").
  *
- *   npm run bench                # everything (about 6-10 minutes with both runtimes)
+ *   npm run bench                # everything (about 15-25 minutes with both runtimes)
  *   npm run bench -- --quick     # fewer samples, for a smoke run
- *   npm run bench -- --only=cost,scale   # some sections: ask, turn, storage, scale, growth, cost
+ *   npm run bench -- --only=cost,scale   # some sections: ask, turn, storage, scale, growth, cost, stream, rows
  *   npm run bench -- --runtime=real --host-json='{"extensions":{"durableTask":{"maxEntityOperationBatchSize":16}}}'
  *                                # one runtime; host.json settings merged into the Functions host's package
+ *   npm run bench -- --only=turn --baseline=024c2ad
+ *                                # also the `turn` figure of an earlier commit, measured in this run: its
+ *                                # checkout in a temporary git worktree under the OS temp folder (this
+ *                                # checkout's node_modules linked in), built, its own bench run on the same
+ *                                # runtimes, the worktree removed at the end (`git worktree prune` if killed)
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { execFile, execFileSync } from 'node:child_process';
+import { cp, mkdtemp, readFile, symlink, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { countMessageTokens, REPLY_PRIMING_TOKENS } from '../src/chat/tokens';
 import { startTestApp, type TestApp } from '../test/support/app';
 import { REPO_ROOT } from '../test/support/host';
-import { lastUserContent, type ModelServer, type RecordedRequest } from '../test/support/model-server';
+import { lastMessage, lastUserContent, type ModelServer, type RecordedRequest, type ScriptedToolAnswer } from '../test/support/model-server';
 import { sseEvents } from '../test/support/sse';
-import { countStreamRecords, readStoredEntity } from '../test/support/stored';
-import { localRuntime, realHostSetup, realRuntime, type Runtime } from '../test/support/runtimes';
+import { countStreamRecords, readStoredEntity, settledTaskHubRows } from '../test/support/stored';
+import { localRuntime, realHostSetup, realRuntime, type Runtime, type RuntimeName } from '../test/support/runtimes';
 import { stageRealHostPackage } from '../test/support/stage-real-host';
 
 const quick = process.argv.includes('--quick');
-const SECTIONS = ['ask', 'turn', 'storage', 'scale', 'growth', 'cost', 'stream'] as const;
-const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const SECTIONS = ['ask', 'turn', 'storage', 'scale', 'growth', 'cost', 'stream', 'rows'] as const;
+const argument = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(`--${name}=`.length);
+const onlyArg = argument('only');
 const selected = new Set<string>(onlyArg === undefined ? SECTIONS : onlyArg.split(','));
-const runtimeArg = process.argv.find((a) => a.startsWith('--runtime='))?.slice('--runtime='.length);
-const hostJsonArg = process.argv.find((a) => a.startsWith('--host-json='))?.slice('--host-json='.length);
+const runtimeArg = argument('runtime');
+const hostJsonArg = argument('host-json');
+const baselineArg = argument('baseline');
 const scale = (n: number) => (quick ? Math.max(10, Math.round(n / 5)) : n);
 const MODEL_LATENCY_MS = 50;
 const BUDGET = 4000;
@@ -63,6 +72,8 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   const value = await fn();
   return [performance.now() - start, value];
 }
+/** Epoch milliseconds on the performance clock, as the model server and sseEvents stamp their times. */
+const clock = () => performance.timeOrigin + performance.now();
 /** Peak resident memory of a process (VmHWM), in MiB. */
 async function peakMemoryMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
@@ -112,7 +123,40 @@ async function cpuDuring<T>(app: Bench, fn: () => Promise<T>): Promise<[Record<s
   return [used, value];
 }
 
+// ---------- the scripted model's answers ----------
+
+/**
+ * When the scripted model answered each request. A `reply` function runs once the behaviour's
+ * latency has passed, right before the answer is written, so wrapping it stamps the answer time.
+ */
+const answeredAt = new WeakMap<RecordedRequest, number>();
+function answerRecorded(reply: (request: RecordedRequest) => string | ScriptedToolAnswer): (request: RecordedRequest) => string | ScriptedToolAnswer {
+  return (request) => {
+    answeredAt.set(request, clock());
+    return reply(request);
+  };
+}
+
+/** A message that starts with this gets one tool round: the model asks for get_current_time, then answers. */
+const TIME_QUESTION = 'What time is it?';
+const timeOrEcho = (request: RecordedRequest): string | ScriptedToolAnswer => {
+  if (lastMessage(request)?.role === 'tool') return 'It is late. ';
+  const asked = lastUserContent(request);
+  return asked.startsWith(TIME_QUESTION) ? { toolCalls: [{ name: 'get_current_time', arguments: {} }] } : `re: ${asked}`;
+};
+
 // ---------- the app under test ----------
+
+/** GET /api/chats/{id} as the bench reads it, with the status it was answered with. */
+interface ChatView {
+  status: number;
+  totalMessages: number;
+  recentMessages: { replyTo?: string; role: string; createdAt?: string }[];
+  pendingMessages: unknown[];
+  runningTurn?: unknown;
+}
+/** A GET query for messages newer than an hour from now: none, so the read is of the chat entity alone, not its history. */
+const NOTHING_NEWER = () => `?timestampUTC=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`;
 
 /** The app on one runtime, driven through its public API only (so both runtimes are measured alike). */
 class Bench {
@@ -131,20 +175,54 @@ class Bench {
     if (response.status !== 201 && response.status !== 202) throw new Error(`PUT ${chatId}: ${response.status}`);
     if (response.status === 202) await this.drain([chatId], 0);
   }
-  async post(chatId: string, message: string, query = ''): Promise<Response> {
-    return fetch(this.url(`/api/chats/${chatId}${query}`), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ message }) });
+  async post(chatId: string, message: string, query = '', headers: Record<string, string> = {}): Promise<Response> {
+    return fetch(this.url(`/api/chats/${chatId}${query}`), { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify({ message }) });
   }
-  async state(chatId: string, query = ''): Promise<{ status: number; totalMessages: number; recentMessages: { replyTo?: string; role: string; createdAt?: string }[] }> {
+  async state(chatId: string, query = ''): Promise<ChatView> {
     const response = await fetch(this.url(`/api/chats/${chatId}${query}`));
-    if (response.status !== 200) return { status: response.status, totalMessages: -1, recentMessages: [] };
-    return { status: 200, ...((await response.json()) as { totalMessages: number; recentMessages: { replyTo?: string; role: string }[] }) };
+    if (response.status !== 200) return { status: response.status, totalMessages: -1, recentMessages: [], pendingMessages: [] };
+    return { status: 200, ...((await response.json()) as Omit<ChatView, 'status'>) };
   }
-  /** Waits until every listed chat exists and holds at least `messages` messages. */
+  /** A POST with wait that must be answered with the reply (200); returns the reply. */
+  async turn(chatId: string, message: string): Promise<string> {
+    const response = await this.post(chatId, message);
+    if (response.status !== 200) throw new Error(`${this.name}: POST ${chatId} answered ${response.status}: ${await response.text()}`);
+    return response.text();
+  }
+  /**
+   * A turn (POST with wait) timed against the model calls it made, from the model server's arrival
+   * times and the answer times `answerRecorded` stamps. `gaps` are its model-free stretches: POST →
+   * first model request, each answer → the next request (a tool round), last answer → reply; the
+   * overhead is their sum, the turn's time minus the model's.
+   */
+  async timedTurn(chatId: string, message: string): Promise<{ overhead: number; gaps: number[]; modelCalls: number }> {
+    const asked = this.model.requests.length;
+    const start = clock();
+    await this.turn(chatId, message);
+    const end = clock();
+    const calls = this.model.requests.slice(asked);
+    const points = [start, ...calls.flatMap((call) => [call.receivedAt, answeredAt.get(call) ?? Number.NaN]), end];
+    const gaps = Array.from({ length: points.length / 2 }, (_, i) => (points[2 * i + 1] as number) - (points[2 * i] as number));
+    return { overhead: gaps.reduce((sum, gap) => sum + gap, 0), gaps, modelCalls: calls.length };
+  }
+  /** Deletes a chat: 204, or 202 and then until it is gone. Returns the status DELETE answered. */
+  async delete(chatId: string): Promise<number> {
+    const response = await fetch(this.url(`/api/chats/${chatId}`), { method: 'DELETE' });
+    await response.body?.cancel();
+    if (response.status !== 204 && response.status !== 202) throw new Error(`${this.name}: DELETE ${chatId} answered ${response.status}`);
+    while ((await this.state(chatId)).status !== 404) await new Promise((resolve) => setTimeout(resolve, 50));
+    return response.status;
+  }
+  /**
+   * Waits until every listed chat exists, holds at least `messages` messages (its system message
+   * counts) and is idle: nothing queued and no turn running, so its last reply is stored too.
+   */
   async drain(chatIds: string[], messages: number, timeoutMs = 180_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const pending = new Set(chatIds);
+    const done = (s: ChatView) => s.totalMessages >= messages && s.pendingMessages.length === 0 && s.runningTurn === undefined;
     while (pending.size > 0) {
-      await Promise.all([...pending].map(async (id) => ((await this.state(id)).totalMessages >= messages ? pending.delete(id) : undefined)));
+      await Promise.all([...pending].map(async (id) => (done(await this.state(id, NOTHING_NEWER())) ? pending.delete(id) : undefined)));
       if (pending.size > 0 && Date.now() > deadline) throw new Error(`${this.name}: ${pending.size} chats never reached ${messages} messages, e.g. ${[...pending][0] ?? ''}`);
       if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -170,22 +248,37 @@ class Bench {
    * load the machine it measures, on either runtime.
    */
   async turnsDone(since: number, count: number, chatIds: string[], messagesEach: number): Promise<void> {
-    await this.model.waitForRequests(since + count, 180_000);
-    await this.drain(chatIds, messagesEach);
+    // At least 3 minutes, and 4 turns a second at worst (the Functions host's 200 chats run at ~10).
+    const timeoutMs = Math.max(180_000, count * 250);
+    await this.model.waitForRequests(since + count, timeoutMs);
+    await this.drain(chatIds, messagesEach, timeoutMs);
   }
-  /** Posts without waiting for the reply; anything but 202 stops the run (a silent failure would skew every figure). */
+  /** Posts answered 503 `not_accepted` (not stored within the app's wait) and posted again, since the start (at most 1,000). */
+  notAccepted = 0;
+  private posted = 0;
+  /**
+   * Posts without waiting for the reply. A post is answered once its message is stored; one not
+   * stored in time (503 `not_accepted`) is posted again with the same Idempotency-Key, as a client
+   * should, and counted. Anything else but 202 stops the run (a silent failure would skew every figure).
+   */
   async accept(chatId: string, message: string): Promise<void> {
-    const response = await this.post(chatId, message, '?wait=0');
-    if (response.status !== 202) {
+    const key = `bench-${this.posted++}`;
+    for (;;) {
+      const response = await this.post(chatId, message, '?wait=0', { 'Idempotency-Key': key });
+      if (response.status === 202) {
+        await response.body?.cancel();
+        return;
+      }
+      const text = await response.text();
+      if (response.status === 503 && text.includes('"not_accepted"') && this.notAccepted++ < 1_000) continue;
       const logged = this.t.host.logs().split('\n').filter((line) => /error|fail|exception/i.test(line)).slice(-20).join('\n');
-      throw new Error(`${this.name}: POST ${chatId} answered ${response.status}: ${await response.text()}\nthe host's last error lines:\n${logged}`);
+      throw new Error(`${this.name}: POST ${chatId} answered ${response.status}: ${text}\nthe host's last error lines:\n${logged}`);
     }
-    await response.body?.cancel();
   }
 }
 
 async function startApp(runtime: Runtime): Promise<Bench> {
-  const t = await startTestApp({ CHAT_HISTORY_TOKEN_BUDGET: String(BUDGET), MODEL_TIMEOUT_MS: '10000', MODEL_MAX_RETRIES: '0' }, { runtime, meterStorage: true });
+  const t = await startTestApp({ CHAT_HISTORY_TOKEN_BUDGET: String(BUDGET), MODEL_TIMEOUT_MS: '120000', MODEL_MAX_RETRIES: '0' }, { runtime, meterStorage: true });
   return new Bench(t);
 }
 
@@ -221,18 +314,25 @@ async function askOverhead(app: Bench) {
   return { rounds, direct: summary(directTimes), app: summary(appTimes), directRps: await throughput(viaDirect), appRps: await throughput(viaApp) };
 }
 
+/**
+ * Chat turn overhead (a turn's time minus the model's): turns without a tool and turns with one tool
+ * round (get_current_time), interleaved on two chats, each split at its model calls; then a client
+ * that posts with ?wait=0 and polls for the reply.
+ */
 async function turnOverhead(app: Bench) {
-  app.model.setDefault({ reply: (r) => `re: ${lastUserContent(r)}`, latencyMs: MODEL_LATENCY_MS });
+  app.model.setDefault({ reply: answerRecorded(timeOrEcho), latencyMs: MODEL_LATENCY_MS });
   const turns = scale(150);
-  await app.put('bench-wait');
-  await app.put('bench-poll');
-  for (let i = 0; i < 10; i++) await (await app.post('bench-wait', `warm ${i}`)).text();
-  const waitTimes: number[] = [];
-  for (let i = 0; i < turns; i++) {
-    const [t, response] = await timed(() => app.post('bench-wait', `turn ${i}`));
-    if (response.status !== 200) throw new Error(`post: ${response.status}`);
-    await response.text();
-    waitTimes.push(t - MODEL_LATENCY_MS);
+  await Promise.all(['bench-wait', 'bench-tool', 'bench-poll'].map((id) => app.put(id)));
+  const plain: Awaited<ReturnType<Bench['timedTurn']>>[] = [];
+  const tool: typeof plain = [];
+  for (let i = -10; i < turns; i++) {
+    // The first ten of each are a warm-up: JIT, sockets, the runtime's queues.
+    const p = await app.timedTurn('bench-wait', `turn ${i}`);
+    const t = await app.timedTurn('bench-tool', `${TIME_QUESTION} (${i})`);
+    if (p.modelCalls !== 1 || t.modelCalls !== 2) throw new Error(`${app.name}: turns called the model ${p.modelCalls} and ${t.modelCalls} times, not 1 and 2`);
+    if (i < 0) continue;
+    plain.push(p);
+    tool.push(t);
   }
   const pollTimes: number[] = [];
   for (let i = 0; i < turns; i++) {
@@ -248,7 +348,13 @@ async function turnOverhead(app: Bench) {
     }
     pollTimes.push(performance.now() - start - MODEL_LATENCY_MS);
   }
-  return { turns, wait: summary(waitTimes), poll: summary(pollTimes) };
+  const gap = (samples: typeof plain, i: number) => summary(samples.map((s) => s.gaps.at(i) as number));
+  return {
+    turns,
+    plain: { overhead: summary(plain.map((s) => s.overhead)), beforeModel: gap(plain, 0), afterModel: gap(plain, -1) },
+    tool: { overhead: summary(tool.map((s) => s.overhead)), beforeModel: gap(tool, 0), toolRound: gap(tool, 1), afterModel: gap(tool, -1) },
+    poll: summary(pollTimes),
+  };
 }
 
 /** Storage traffic of turns posted at once to 10 chats (counted by the meter in front of Azurite). */
@@ -267,12 +373,19 @@ async function storageCost(app: Bench) {
   return { turns: chats.length * perChat, used };
 }
 
+/**
+ * Throughput across chats: the same number of turns on 1 chat and spread over 20 (and 10 turns on
+ * each of 200 chats, 2 with --quick), all posted at once with ?wait=0 over 64 connections (each post
+ * answered once its message is stored), timed until every reply is stored: once end to end, once
+ * processing only (posted while the model holds its answers, timed from their release).
+ */
 async function scaleAcrossChats(app: Bench) {
   app.model.setDefault({ reply: (r) => `re: ${lastUserContent(r)}`, latencyMs: MODEL_LATENCY_MS });
   const run = async (label: string, chats: number, turnsPerChat: number, held: boolean) => {
     const ids = Array.from({ length: chats }, (_, i) => `scale-${held ? 'held-' : ''}${label}-${i}`);
     await inParallel(ids, 32, (id) => app.put(id));
     const asked = app.model.requests.length;
+    const notAccepted = app.notAccepted;
     const post = () => inParallel(ids.flatMap((id) => Array.from({ length: turnsPerChat }, (_, k) => [id, `t${k}`] as const)), 64, ([id, m]) => app.accept(id, m));
     const done = () => app.turnsDone(asked, chats * turnsPerChat, ids, turnsPerChat * 2);
     let wall: number;
@@ -292,12 +405,12 @@ async function scaleAcrossChats(app: Bench) {
       });
     }
     const turns = chats * turnsPerChat;
-    return { label: `${chats} chat${chats > 1 ? 's' : ''} × ${turnsPerChat} turns`, turns, wall, rate: turns / (wall / 1000), ideal: turnsPerChat * MODEL_LATENCY_MS };
+    console.error(`bench: scale, ${held ? 'processing only' : 'end to end'}, ${chats} chats × ${turnsPerChat} turns: ${(wall / 1000).toFixed(1)} s`);
+    return { label: `${chats} chat${chats > 1 ? 's' : ''} × ${turnsPerChat} turn${turnsPerChat > 1 ? 's' : ''}`, turns, wall, rate: turns / (wall / 1000), ideal: turnsPerChat * MODEL_LATENCY_MS, retried: app.notAccepted - notAccepted };
   };
-  return {
-    endToEnd: [await run('one', 1, scale(100), false), await run('twenty', 20, scale(20), false), await run('many', 200, 10, false)],
-    processing: [await run('one', 1, scale(100), true), await run('many', 200, 10, true)],
-  };
+  const total = scale(100);
+  const runs = async (held: boolean) => [await run('one', 1, total, held), await run('twenty', 20, Math.max(1, Math.round(total / 20)), held), await run('many', 200, quick ? 2 : 10, held)];
+  return { endToEnd: await runs(false), processing: await runs(true) };
 }
 
 async function promptGrowthAndReads(app: Bench) {
@@ -361,7 +474,7 @@ async function costGrowth(app: Bench) {
   const turns = scale(40);
   const storage = app.t.storage;
   if (storage === undefined) throw new Error('the bench starts the app with a storage meter');
-  let total = (await app.state(chatId, `?timestampUTC=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`)).totalMessages;
+  let total = (await app.state(chatId, NOTHING_NEWER())).totalMessages;
   let seeded = 0;
   const results = [];
   for (const size of sizes) {
@@ -376,33 +489,27 @@ async function costGrowth(app: Bench) {
         await app.turnsDone(asked, batch, [chatId], total);
       }
     });
-    app.model.setDefault({ reply: (r) => `re: ${lastUserContent(r)}`, latencyMs: MODEL_LATENCY_MS });
-    for (let i = 0; i < 3; i++) await (await app.post(chatId, kilobyteMessage(seeded++))).text();
+    app.model.setDefault({ reply: answerRecorded((r) => `re: ${lastUserContent(r)}`), latencyMs: MODEL_LATENCY_MS });
+    for (let i = 0; i < 3; i++) await app.turn(chatId, kilobyteMessage(seeded++));
     total += 6;
     const before = storage.snapshot();
     const overhead: number[] = [];
     const beforeModel: number[] = [];
     const afterModel: number[] = [];
     const [cpu] = await cpuDuring(app, async () => {
-    for (let i = 0; i < turns; i++) {
-      const start = performance.timeOrigin + performance.now();
-      const asked = app.model.requests.length;
-      const response = await app.post(chatId, kilobyteMessage(seeded++));
-      if (response.status !== 200) throw new Error(`${app.name}: POST at ${total} messages answered ${response.status}: ${await response.text()}`);
-      await response.text();
-      const end = performance.timeOrigin + performance.now();
-      const arrived = app.model.requests[asked]?.receivedAt ?? Number.NaN;
-      overhead.push(end - start - MODEL_LATENCY_MS);
-      beforeModel.push(arrived - start);
-      afterModel.push(end - arrived - MODEL_LATENCY_MS);
-    }
+      for (let i = 0; i < turns; i++) {
+        const { overhead: o, gaps } = await app.timedTurn(chatId, kilobyteMessage(seeded++));
+        overhead.push(o);
+        beforeModel.push(gaps[0] as number);
+        afterModel.push(gaps.at(-1) as number);
+      }
     });
     total += turns * 2;
     const perTurn = storage.since(before);
     // What a waiting request's poll reads: the chat entity alone (a timestampUTC after every message).
     const polls = 20;
     const beforeReads = storage.snapshot();
-    for (let i = 0; i < polls; i++) await app.state(chatId, `?timestampUTC=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`);
+    for (let i = 0; i < polls; i++) await app.state(chatId, NOTHING_NEWER());
     const perPoll = storage.since(beforeReads);
     const [fullReadMs, full] = await timed(() => app.state(chatId));
     if (full.totalMessages !== total || full.recentMessages.length !== total) throw new Error(`${app.name}: read ${full.recentMessages.length} of ${full.totalMessages} messages, expected ${total}`);
@@ -429,8 +536,10 @@ async function costGrowth(app: Bench) {
 
 /**
  * Streamed turns: time to the first delta through the app against a direct streaming call to the
- * same model (both with a model that takes MODEL_TTFT_MS to its first token), and a 1,000-token
- * reply end to end against the model's own duration, with the stream records it wrote.
+ * same model (both with a model that takes MODEL_TTFT_MS to its first token), for a turn without
+ * tools and one with a tool round (two model calls before the answer's first delta, each subtracted
+ * as the direct call's time); and a 1,000-token reply end to end against the model's own duration,
+ * with the stream records it wrote.
  */
 const MODEL_TTFT_MS = 100;
 async function streamedTurns(app: Bench) {
@@ -438,7 +547,10 @@ async function streamedTurns(app: Bench) {
   await app.put(chatId);
   const direct = new OpenAI({ baseURL: app.model.baseURL, apiKey: 'x', maxRetries: 0 });
   const shortReply = { stream: Array.from({ length: 20 }, (_, i) => `word${i} `), chunkDelayMs: 5, firstChunkDelayMs: MODEL_TTFT_MS };
+  // Streamed too: the tool calls (then the answer) come MODEL_TTFT_MS after each request.
+  const toolRound = { reply: timeOrEcho, latencyMs: MODEL_TTFT_MS };
   const directFirst = async () => {
+    app.model.setDefault(shortReply);
     const start = performance.now();
     const stream = await direct.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'ping' }], stream: true });
     let first = Number.NaN;
@@ -446,32 +558,45 @@ async function streamedTurns(app: Bench) {
     return first;
   };
   let n = 0;
-  const appTurn = async (): Promise<{ first: number; total: number; messageId: string }> => {
+  /** A streamed POST read to its end: the first delta's time, the time to the model's first request, and the events before that delta. */
+  const appTurn = async (message: string) => {
     const messageId = `s-bench-${n++}`;
-    const start = performance.now();
-    const response = await fetch(app.url(`/api/chats/${chatId}`), { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', 'Idempotency-Key': messageId }, body: JSON.stringify({ message: `turn ${n}` }) });
+    const asked = app.model.requests.length;
+    const start = clock();
+    const response = await fetch(app.url(`/api/chats/${chatId}`), { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', 'Idempotency-Key': messageId }, body: JSON.stringify({ message }) });
     if (response.status !== 200) throw new Error(`${app.name}: streamed POST answered ${response.status}: ${await response.text()}`);
     let first = Number.NaN;
+    const before: string[] = [];
     let last = '';
     for await (const e of sseEvents(response)) {
-      if (Number.isNaN(first) && e.event === 'delta') first = performance.now() - start;
+      if (Number.isNaN(first) && e.event === 'delta') first = e.receivedAt - start;
+      if (Number.isNaN(first)) before.push(e.event);
       last = e.event;
     }
     if (last !== 'done') throw new Error(`${app.name}: a streamed turn ended with '${last}'`);
-    return { first, total: performance.now() - start, messageId };
+    return { first, total: clock() - start, messageId, before, toModel: (app.model.requests[asked]?.receivedAt ?? Number.NaN) - start };
+  };
+  const plainTurn = () => {
+    app.model.setDefault(shortReply);
+    return appTurn('stream me');
+  };
+  const toolTurn = async () => {
+    app.model.setDefault(toolRound);
+    const turn = await appTurn(TIME_QUESTION);
+    if (turn.before.join(',') !== 'message,tool-call,tool-result') throw new Error(`${app.name}: a streamed tool turn sent ${turn.before.join(', ')} before its first delta`);
+    return turn;
   };
   const samples = scale(40);
   const directTimes: number[] = [];
-  const appTimes: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    app.model.setDefault(shortReply);
-    await directFirst();
-    await appTurn();
-  }
-  for (let i = 0; i < samples; i++) {
-    app.model.setDefault(shortReply);
-    directTimes.push(await directFirst());
-    appTimes.push((await appTurn()).first);
+  const plain: Awaited<ReturnType<typeof appTurn>>[] = [];
+  const tool: typeof plain = [];
+  for (let i = -3; i < samples; i++) {
+    // Interleaved, so drift on the machine hits all three alike; the first three are a warm-up.
+    const sample = [await directFirst(), await plainTurn(), await toolTurn()] as const;
+    if (i < 0) continue;
+    directTimes.push(sample[0]);
+    plain.push(sample[1]);
+    tool.push(sample[2]);
   }
   // A 1,000-token reply, a token every 5 ms.
   const longReply = { stream: Array.from({ length: 1_000 }, (_, i) => `t${i % 10} `), chunkDelayMs: 5, firstChunkDelayMs: MODEL_TTFT_MS };
@@ -482,10 +607,112 @@ async function streamedTurns(app: Bench) {
       // drained
     }
   });
-  const long = await appTurn();
+  const long = await appTurn('long');
   const records = await countStreamRecords(app.t, chatId, long.messageId);
   app.model.setDefault({ reply: 'ok' });
-  return { samples, direct: summary(directTimes), app: summary(appTimes), overhead: summary(appTimes.map((t, i) => t - (directTimes[i] ?? 0))), long: { modelMs, appMs: long.total, firstMs: long.first, records } };
+  const firsts = (turns: typeof plain) => turns.map((t) => t.first);
+  return {
+    samples,
+    direct: summary(directTimes),
+    app: summary(firsts(plain)),
+    overhead: summary(plain.map((t, i) => t.first - (directTimes[i] as number))),
+    toModel: summary(plain.map((t) => t.toModel)),
+    tool: summary(firsts(tool)),
+    toolOverhead: summary(tool.map((t, i) => t.first - 2 * (directTimes[i] as number))),
+    long: { modelMs, appMs: long.total, firstMs: long.first, records },
+  };
+}
+
+/**
+ * Task hub rows a finished turn leaves behind once finished turns are purged: the rows (settled)
+ * before the chats exist, after the first and the Nth turn without tools on one chat, the same with
+ * a tool round on a second chat, and after deleting both, by table. What a chat keeps: its entity,
+ * its last turn's instance (purged when the next turn finishes), and a history page entity for each
+ * page its history has filled (the tool chat's longer history fills one within 50 turns).
+ */
+async function taskHubRows(app: Bench) {
+  app.model.setDefault({ reply: timeOrEcho });
+  const turns = scale(50);
+  const count = async () => countByTable(await settledTaskHubRows(app.t));
+  const before = await count();
+  const chat = async (chatId: string, message: (i: number) => string) => {
+    await app.put(chatId);
+    await app.turn(chatId, message(0));
+    const first = await count();
+    for (let i = 1; i < turns; i++) await app.turn(chatId, message(i));
+    return { first, last: await count() };
+  };
+  const plain = await chat('rows-plain', (i) => `turn ${i}`);
+  const tool = await chat('rows-tool', (i) => `${TIME_QUESTION} (${i})`);
+  const deletes = [await app.delete('rows-plain'), await app.delete('rows-tool')];
+  const deleted = await count();
+  return { turns, before, plain, tool, deleted, deletes };
+}
+
+/** Rows by table name (listTaskHubRows gives `table partition row`), and `total`. */
+function countByTable(rows: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>([['total', rows.length]]);
+  for (const row of rows) {
+    const table = row.slice(0, row.indexOf(' '));
+    counts.set(table, (counts.get(table) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** `after − before` per table, where it is not zero: `+12 History, +1 Instances`. */
+function rowChanges(before: Map<string, number>, after: Map<string, number>): string {
+  const tables = [...new Set([...before.keys(), ...after.keys()])].filter((t) => t !== 'total').sort();
+  const changes = tables.map((t) => [(after.get(t) ?? 0) - (before.get(t) ?? 0), t] as const).filter(([d]) => d !== 0);
+  return changes.length === 0 ? 'none' : changes.map(([d, t]) => `${d > 0 ? '+' : ''}${d} ${t}`).join(', ');
+}
+
+// ---------- the previous design's turn overhead ----------
+
+/**
+ * The previous design's turn overhead (turns run inside the chat entity, until commit 024c2ad), POST
+ * with wait, p50 / p99, as README's "Performance" recorded it (`npm run bench`, 2026-12-01, both
+ * runtimes in one run): shown when no --baseline is measured in the run.
+ */
+const RECORDED_BASELINE = { commit: '024c2ad', date: '2026-12-01', local: { p50: 33.6, p99: 54 }, real: { p50: 88.5, p99: 249 } };
+
+interface Baseline {
+  commit: string;
+  /** Measured in this run, or recorded earlier (README). */
+  measured: boolean;
+  p50: number;
+  p99: number;
+}
+
+/** An earlier commit in a temporary git worktree, built with this checkout's node_modules, to run its own bench. */
+async function prepareBaseline(commit: string): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `bench-baseline-${commit.replace(/[^\w.-]/g, '_')}-`));
+  execFileSync('git', ['-C', REPO_ROOT, 'worktree', 'add', '--detach', dir, commit], { stdio: 'ignore' });
+  const modules = path.join(dir, 'node_modules');
+  const remove = async () => {
+    // The link first, so nothing removing the worktree can reach into this checkout's node_modules.
+    await unlink(modules).catch(() => undefined);
+    execFileSync('git', ['-C', REPO_ROOT, 'worktree', 'remove', '--force', dir], { stdio: 'ignore' });
+  };
+  try {
+    await symlink(path.join(REPO_ROOT, 'node_modules'), modules);
+    // The Functions extensions already restored here, so staging the package there needs no NuGet.
+    await cp(path.join(REPO_ROOT, '.realhost', 'extensions'), path.join(dir, '.realhost', 'extensions'), { recursive: true }).catch(() => undefined);
+    execFileSync('npm', ['run', 'build'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  } catch (err) {
+    await remove();
+    throw err;
+  }
+  return { dir, remove };
+}
+
+/** The `turn` section of the bench in `dir` on one runtime (with this run's --quick and --host-json): its "POST with wait" figure. */
+async function measureBaseline(dir: string, commit: string, runtime: RuntimeName): Promise<Baseline> {
+  const args = ['tsx', 'scripts/bench.ts', '--only=turn', `--runtime=${runtime}`, ...(quick ? ['--quick'] : []), ...(hostJsonArg === undefined ? [] : [`--host-json=${hostJsonArg}`])];
+  console.error(`bench: ${commit} (the baseline) on the ${runtime} runtime ...`);
+  const { stdout } = await promisify(execFile)('npx', args, { cwd: dir, maxBuffer: 16 * 2 ** 20 });
+  const row = /\| POST with wait \(200 \+ reply\): p50 \/ p99 \| ([\d.]+) ms \/ ([\d.]+) ms \|/.exec(stdout);
+  if (row === null) throw new Error(`the bench of ${commit} printed no turn figure:\n${stdout}`);
+  return { commit, measured: true, p50: Number(row[1]), p99: Number(row[2]) };
 }
 
 interface Figures {
@@ -497,6 +724,9 @@ interface Figures {
   growth?: Awaited<ReturnType<typeof promptGrowthAndReads>>;
   cost?: Awaited<ReturnType<typeof costGrowth>>;
   stream?: Awaited<ReturnType<typeof streamedTurns>>;
+  rows?: Awaited<ReturnType<typeof taskHubRows>>;
+  /** The previous design's turn overhead on the same runtime, beside `turn`. */
+  baseline?: Baseline;
   memoryMiB: { runtime: number; azurite: number };
 }
 
@@ -512,8 +742,9 @@ async function measure(runtime: Runtime): Promise<Figures> {
     const growth = await run('growth', promptGrowthAndReads);
     const cost = await run('cost', costGrowth);
     const stream = await run('stream', streamedTurns);
+    const rows = await run('rows', taskHubRows);
     const memoryMiB = { runtime: await peakMemoryMiB(app.t.host.pid), azurite: await peakMemoryMiB(app.t.azurite.pid) };
-    return { runtime, memoryMiB, ...(ask && { ask }), ...(turn && { turn }), ...(storage && { storage }), ...(scaleFigures && { scale: scaleFigures }), ...(growth && { growth }), ...(cost && { cost }), ...(stream && { stream }) };
+    return { runtime, memoryMiB, ...(ask && { ask }), ...(turn && { turn }), ...(storage && { storage }), ...(scaleFigures && { scale: scaleFigures }), ...(growth && { growth }), ...(cost && { cost }), ...(stream && { stream }), ...(rows && { rows }) };
   } finally {
     await app.t.stop();
   }
@@ -537,9 +768,19 @@ function report(all: Figures[]): void {
   }
 
   if (a0.turn !== undefined) {
-    table(`chat turn overhead (model fixed at ${MODEL_LATENCY_MS} ms; time from POST to reply minus the model time; ${a0.turn!.turns} turns each)`, ['figure', ...names], [
-      ['POST with wait (200 + reply): p50 / p99', ...each((f) => `${ms(f.turn!.wait.p50)} / ${ms(f.turn!.wait.p99)}`)],
-      ['POST ?wait=0 (202), then GET every 2 ms: p50 / p99', ...each((f) => `${ms(f.turn!.poll.p50)} / ${ms(f.turn!.poll.p99)}`)],
+    const p50p99 = (x: { p50: number; p99: number }) => `${ms(x.p50)} / ${ms(x.p99)}`;
+    const baseline = (f: Figures) => f.baseline ?? { commit: RECORDED_BASELINE.commit, measured: false, ...RECORDED_BASELINE[f.runtime.name] };
+    const baselineSource = (b: Baseline) => (b.measured ? 'measured in this run' : `recorded ${RECORDED_BASELINE.date} in README, not this run`);
+    table(`chat turn overhead (model fixed at ${MODEL_LATENCY_MS} ms; a turn's time from POST to reply minus the model's, from the model server's arrival and answer times; ${a0.turn.turns} turns of each kind, interleaved)`, ['figure', ...names], [
+      ['without tools, POST with wait: p50 / p99', ...each((f) => p50p99(f.turn!.plain.overhead))],
+      ['  before the model (POST → model request) / after it (answer → reply), p50', ...each((f) => `${ms(f.turn!.plain.beforeModel.p50)} / ${ms(f.turn!.plain.afterModel.p50)}`)],
+      ['with one tool round (get_current_time), POST with wait: p50 / p99', ...each((f) => p50p99(f.turn!.tool.overhead))],
+      ['  before the model / the tool round (answer → next model request) / after it, p50', ...each((f) => [f.turn!.tool.beforeModel, f.turn!.tool.toolRound, f.turn!.tool.afterModel].map((x) => ms(x.p50)).join(' / '))],
+      ["a tool round's extra overhead (with − without), p50", ...each((f) => ms(f.turn!.tool.overhead.p50 - f.turn!.plain.overhead.p50))],
+      ['  in model-free hops (extra ÷ without tools, p50)', ...each((f) => `${((f.turn!.tool.overhead.p50 - f.turn!.plain.overhead.p50) / f.turn!.plain.overhead.p50).toFixed(2)} × a tool-less turn's overhead`)],
+      ['previous design (turns in the chat entity), without tools, POST with wait: p50 / p99', ...each((f) => `${p50p99(baseline(f))} (${baseline(f).commit}, ${baselineSource(baseline(f))})`)],
+      ['  this design ÷ previous, without tools, p50', ...each((f) => `${(f.turn!.plain.overhead.p50 / baseline(f).p50).toFixed(2)}×`)],
+      ['without tools, POST ?wait=0 (202), then GET every 2 ms: p50 / p99', ...each((f) => p50p99(f.turn!.poll))],
     ]);
   }
 
@@ -556,10 +797,10 @@ function report(all: Figures[]): void {
   if (a0.scale !== undefined) {
     const scale0 = a0.scale;
     const scaleRows = (kind: 'endToEnd' | 'processing') => [
-      ...scale0[kind].map((r, i) => [`${r.label}: turns/s (ideal ${(r.turns / (r.ideal / 1000)).toFixed(0)}; wall / ideal)`, ...each((f) => { const x = f.scale![kind][i]!; return `${x.rate.toFixed(1)} (${(x.wall / x.ideal).toFixed(2)}×)`; })]),
-      ['ratio 200 chats / 1 chat', ...each((f) => (f.scale![kind].at(-1)!.rate / f.scale![kind][0]!.rate).toFixed(1))],
+      ...scale0[kind].map((r, i) => [`${r.label}: turns/s (ideal ${(r.turns / (r.ideal / 1000)).toFixed(0)}; wall / ideal)`, ...each((f) => { const x = f.scale![kind][i]!; return `${x.rate.toFixed(1)} (${(x.wall / x.ideal).toFixed(2)}×${x.retried > 0 ? `; ${x.retried} posts not stored within the app's wait, posted again` : ''})`; })]),
+      ...scale0[kind].slice(1).map((r, i) => [`ratio ${r.label.split(' ×')[0]} / 1 chat (turns/s)`, ...each((f) => `${(f.scale![kind][i + 1]!.rate / f.scale![kind][0]!.rate).toFixed(1)}×`)]),
     ];
-    table(`scale across chats, end to end (model fixed at ${MODEL_LATENCY_MS} ms; all turns posted at once over 64 connections; ideal = one chat's turns back to back)`, ['run', ...names], scaleRows('endToEnd'));
+    table(`scale across chats, end to end (model fixed at ${MODEL_LATENCY_MS} ms; 1 and 20 chats with the same ${scale0.endToEnd[0]!.turns} turns in all; all turns posted at once with ?wait=0 over 64 connections; ideal = one chat's turns back to back)`, ['run', ...names], scaleRows('endToEnd'));
     table(`scale across chats, processing only (turns accepted first, then the ${MODEL_LATENCY_MS} ms model released)`, ['run', ...names], scaleRows('processing'));
 
   }
@@ -600,8 +841,28 @@ function report(all: Figures[]): void {
       ['time to first delta, direct call to the model p50 / p99', ...each((f) => `${ms(f.stream!.direct.p50)} / ${ms(f.stream!.direct.p99)}`)],
       ['time to first delta through the app (POST → first delta event) p50 / p99', ...each((f) => `${ms(f.stream!.app.p50)} / ${ms(f.stream!.app.p99)}`)],
       ['the app\'s addition (through the app − direct) p50 / p99', ...each((f) => `${ms(f.stream!.overhead.p50)} / ${ms(f.stream!.overhead.p99)}`)],
+      ['  of which before the model (POST → model request) p50', ...each((f) => ms(f.stream!.toModel.p50))],
+      ['with one tool round (tool-call, tool-result, then the answer): POST → first delta p50 / p99', ...each((f) => `${ms(f.stream!.tool.p50)} / ${ms(f.stream!.tool.p99)}`)],
+      ['  the app\'s addition (through the app − 2 × direct) p50 / p99', ...each((f) => `${ms(f.stream!.toolOverhead.p50)} / ${ms(f.stream!.toolOverhead.p99)}`)],
       ['1,000-token reply: model alone / through the app end to end', ...each((f) => `${ms(f.stream!.long.modelMs)} / ${ms(f.stream!.long.appMs)} (${(f.stream!.long.appMs / f.stream!.long.modelMs).toFixed(2)}×)`)],
       ['1,000-token reply: stream records written (one storage write each)', ...each((f) => String(f.stream!.long.records))],
+    ]);
+  }
+
+  if (a0.rows !== undefined) {
+    const total = (rows: Map<string, number>) => rows.get('total') ?? 0;
+    const chatRows = (kind: 'plain' | 'tool', label: string) => {
+      const pick = (f: Figures) => ({ from: kind === 'plain' ? f.rows!.before : f.rows!.plain.last, ...f.rows![kind] });
+      return [
+        [`${label}: rows added after the 1st / the Nth turn`, ...each((f) => { const r = pick(f); return `+${total(r.first) - total(r.from)} / +${total(r.last) - total(r.from)} (${rowChanges(r.from, r.last)})`; })],
+        [`  per turn: (after N − before) / N; and each turn after the 1st, (after N − after 1st) / (N − 1)`, ...each((f) => { const r = pick(f); const n = f.rows!.turns; return `${((total(r.last) - total(r.from)) / n).toFixed(2)}; ${((total(r.last) - total(r.first)) / (n - 1)).toFixed(2)}`; })],
+      ];
+    };
+    table(`task hub rows after finished turns (settled counts of every table but the stream table; N = ${a0.rows.turns} turns with wait on a new chat, then N with a tool round on a second new chat, then both deleted)`, ['figure', ...names], [
+      ['rows before the chats exist', ...each((f) => String(total(f.rows!.before)))],
+      ...chatRows('plain', 'without tools'),
+      ...chatRows('tool', 'with one tool round'),
+      ['after deleting both chats: rows − rows before (DELETE answered; by table)', ...each((f) => `${total(f.rows!.deleted) - total(f.rows!.before)} (${f.rows!.deletes.join(', ')}; ${rowChanges(f.rows!.before, f.rows!.deleted)})`)],
     ]);
   }
 
@@ -639,8 +900,17 @@ async function main(): Promise<void> {
     runtimes.push(realRuntime(appRoot));
   }
   console.log(`Runtimes, measured one after the other in this run: ${runtimes.map((r) => r.description).join('; ')}.`);
+  const baseline = baselineArg !== undefined && selected.has('turn') ? await prepareBaseline(baselineArg) : undefined;
   const figures: Figures[] = [];
-  for (const runtime of runtimes) figures.push(await measure(runtime));
+  try {
+    for (const runtime of runtimes) {
+      const figure = await measure(runtime);
+      if (baseline !== undefined) figure.baseline = await measureBaseline(baseline.dir, baselineArg!, runtime.name);
+      figures.push(figure);
+    }
+  } finally {
+    await baseline?.remove();
+  }
   report(figures);
 }
 

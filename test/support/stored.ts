@@ -6,6 +6,7 @@
 import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { TURN_STREAM_TABLE } from '../../src/storage/turnStreamTable';
 import type { TestApp } from './app';
+import { pollUntil } from './poll';
 
 /** An entity's stored state and its size in bytes (of JSON); undefined when it does not exist. */
 export async function readStoredEntity<T>(t: TestApp, name: string, key: string): Promise<{ state: T; bytes: number } | undefined> {
@@ -38,4 +39,17 @@ export async function listTaskHubRows(t: TestApp): Promise<string[]> {
     for await (const row of client.listEntities({ queryOptions: { select: ['PartitionKey', 'RowKey'] } })) rows.push(`${table.name} ${row.partitionKey ?? ''} ${row.rowKey ?? ''}`);
   }
   return rows;
+}
+
+/**
+ * The task hub's rows once their count holds still for `quietMs` (a runtime commits, purges and
+ * compacts in the background, so a count taken right after a reply may still change).
+ */
+export async function settledTaskHubRows(t: TestApp, quietMs = 1_500, timeoutMs = 60_000): Promise<string[]> {
+  return pollUntil('the task hub to settle', async () => {
+    const first = await listTaskHubRows(t);
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
+    const second = await listTaskHubRows(t);
+    return first.length === second.length ? second : undefined;
+  }, timeoutMs, 0);
 }
