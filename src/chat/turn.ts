@@ -35,11 +35,11 @@ export interface ToolStepInput {
   tools: string[];
 }
 
-const toolCall = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
-const toolResult = z.object({ toolCallId: z.string(), name: z.string(), content: z.string(), failed: z.boolean() });
+export const toolCallSchema = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
+export const toolResultSchema = z.object({ toolCallId: z.string(), name: z.string(), content: z.string(), failed: z.boolean() });
 const promptMessage = z.union([
   z.object({ role: z.enum(['system', 'user']), content: z.string() }),
-  z.object({ role: z.literal('assistant'), content: z.string(), toolCalls: z.array(toolCall).optional() }),
+  z.object({ role: z.literal('assistant'), content: z.string(), toolCalls: z.array(toolCallSchema).optional() }),
   z.object({ role: z.literal('tool'), toolCallId: z.string(), content: z.string() }),
 ]);
 
@@ -61,14 +61,24 @@ export const modelStepInputSchema = z.object({
   tools: z.array(z.string()),
   stream: z.boolean(),
   userCreatedAt: z.string(),
-  previousResults: z.array(toolResult),
+  previousResults: z.array(toolResultSchema),
 });
 export const modelStepOutputSchema = z.union([
-  z.object({ ok: z.literal(true), text: z.string(), toolCalls: z.array(toolCall), totalTokens: z.number(), streamAttempt: z.string().optional() }),
+  z.object({ ok: z.literal(true), text: z.string(), toolCalls: z.array(toolCallSchema), totalTokens: z.number(), streamAttempt: z.string().optional() }),
   z.object({ ok: z.literal(false), code: z.string(), message: z.string(), partialText: z.string(), totalTokens: z.number(), streamAttempt: z.string().optional() }),
 ]);
-export const toolStepInputSchema = z.object({ chatId: z.string().min(1), call: toolCall, tools: z.array(z.string()) });
-export const toolResultSchema = toolResult;
+export const toolStepInputSchema = z.object({ chatId: z.string().min(1), call: toolCallSchema, tools: z.array(z.string()) });
+/** A finished turn, as its orchestration signals it to the chat. */
+export const turnOutcomeSchema = z.object({
+  messageId: z.string().min(1),
+  rounds: z.array(z.object({ text: z.string(), toolCalls: z.array(toolCallSchema), results: z.array(toolResultSchema), streamAttempt: z.string().optional() })),
+  end: z.union([
+    z.object({ kind: z.literal('replied'), text: z.string() }),
+    z.object({ kind: z.literal('failed'), code: z.string(), message: z.string(), partialText: z.string() }),
+  ]),
+  totalTokens: z.number().nonnegative(),
+  streamAttempt: z.string().optional(),
+});
 
 export class TurnProgress {
   private readonly rounds: ToolRound[] = [];

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { confirmPage, cutPages, type PagingLimits } from '../chat/history';
 import { isCurrentSchema, parseChatState, parseHistoryPage } from '../chat/schema';
 import { acceptMessage, createOrUpdate, finishTurn, startNextTurn, type ChatState, type TurnOutcome } from '../chat/state';
+import { turnOutcomeSchema } from '../chat/turn';
 import type { TurnStreamStore } from '../chat/turnStream';
 import { addTodo, removeTodo } from '../tools/todoList';
 import { chatEntityId, historyPageEntityId } from './chatEntityStore';
@@ -19,23 +20,11 @@ import { parseTodoList, todoListEntityId } from './todoEntityStore';
 import type { ChatInstances } from './chatInstances';
 import { turnInstanceId } from './turnOrchestration';
 
-const toolCall = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
-const toolResult = z.object({ toolCallId: z.string(), name: z.string(), content: z.string(), failed: z.boolean() });
-
 /** Operation inputs, validated again here because they cross a storage boundary. */
 const chatOperations = {
   create: z.object({ instructions: z.string().optional(), tools: z.array(z.string()).optional() }),
   post: z.object({ messageId: z.string().min(1), message: z.string(), stream: z.boolean().optional() }),
-  finishTurn: z.object({
-    messageId: z.string().min(1),
-    rounds: z.array(z.object({ text: z.string(), toolCalls: z.array(toolCall), results: z.array(toolResult), streamAttempt: z.string().optional() })),
-    end: z.union([
-      z.object({ kind: z.literal('replied'), text: z.string() }),
-      z.object({ kind: z.literal('failed'), code: z.string(), message: z.string(), partialText: z.string() }),
-    ]),
-    totalTokens: z.number().nonnegative(),
-    streamAttempt: z.string().optional(),
-  }),
+  finishTurn: turnOutcomeSchema,
   pageStored: z.object({ page: z.number().int().nonnegative() }),
 };
 const pageOperations = {

@@ -7,6 +7,7 @@
 import { TableClient, TableTransaction, type TableEntity } from '@azure/data-tables';
 import { DefaultAzureCredential } from '@azure/identity';
 import { z } from 'zod';
+import { toolCallSchema, toolResultSchema } from '../chat/turn';
 import type { TurnStreamRecord, TurnStreamStore } from '../chat/turnStream';
 import { getConfig, type StreamStorage } from '../config';
 
@@ -24,8 +25,8 @@ const rowSchema = z.object({
   tools: z.string().optional(),
 });
 
-const toolCallsJson = z.array(z.object({ id: z.string(), name: z.string(), arguments: z.string() }));
-const toolResultsJson = z.array(z.object({ toolCallId: z.string(), name: z.string(), content: z.string(), failed: z.boolean() }));
+const toolCallsJson = z.array(toolCallSchema);
+const toolResultsJson = z.array(toolResultSchema);
 
 /** Reads a record's tool column; a column that does not parse counts as none (the chat keeps the full record). */
 function toolsColumn<T>(schema: z.ZodType<T>, json: string | undefined): T | undefined {
