@@ -670,8 +670,9 @@ function rowChanges(before: Map<string, number>, after: Map<string, number>): st
 
 /**
  * The previous design's turn overhead (turns run inside the chat entity, until commit 024c2ad), POST
- * with wait, p50 / p99, as README's "Performance" recorded it (`npm run bench`, 2026-12-01, both
- * runtimes in one run): shown when no --baseline is measured in the run.
+ * with wait, p50 / p99, as recorded by `npm run bench` on 2026-12-01 with both runtimes in one run
+ * (then in the README's "Performance", now in docs/performance.md): shown when no --baseline is
+ * measured in the run.
  */
 const RECORDED_BASELINE = { commit: '024c2ad', date: '2026-12-01', local: { p50: 33.6, p99: 54 }, real: { p50: 88.5, p99: 249 } };
 
@@ -770,7 +771,7 @@ function report(all: Figures[]): void {
   if (a0.turn !== undefined) {
     const p50p99 = (x: { p50: number; p99: number }) => `${ms(x.p50)} / ${ms(x.p99)}`;
     const baseline = (f: Figures) => f.baseline ?? { commit: RECORDED_BASELINE.commit, measured: false, ...RECORDED_BASELINE[f.runtime.name] };
-    const baselineSource = (b: Baseline) => (b.measured ? 'measured in this run' : `recorded ${RECORDED_BASELINE.date} in README, not this run`);
+    const baselineSource = (b: Baseline) => (b.measured ? 'measured in this run' : `recorded ${RECORDED_BASELINE.date} (docs/performance.md), not this run`);
     table(`chat turn overhead (model fixed at ${MODEL_LATENCY_MS} ms; a turn's time from POST to reply minus the model's, from the model server's arrival and answer times; ${a0.turn.turns} turns of each kind, interleaved)`, ['figure', ...names], [
       ['without tools, POST with wait: p50 / p99', ...each((f) => p50p99(f.turn!.plain.overhead))],
       ['  before the model (POST → model request) / after it (answer → reply), p50', ...each((f) => `${ms(f.turn!.plain.beforeModel.p50)} / ${ms(f.turn!.plain.afterModel.p50)}`)],
