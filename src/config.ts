@@ -20,6 +20,19 @@ function integerSetting(defaultValue: number, min: number, max: number) {
     .refine((n) => Number.isInteger(n) && n >= min && n <= max, `must be an integer from ${min} to ${max}`);
 }
 
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: a number of seconds, or a number with a unit (`ms`, `s`, `m`, `h`, `d`), e.g. `90s`, `12h`, `1d`. */
+function durationSetting(defaultMs: number, minMs: number, maxMs: number) {
+  return optionalText
+    .transform((v) => {
+      if (v === undefined) return defaultMs;
+      const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(v);
+      return match === null ? NaN : Math.round(Number(match[1]) * (DURATION_UNITS_MS[match[2] ?? 's'] ?? NaN));
+    })
+    .refine((ms) => Number.isFinite(ms) && ms >= minMs && ms <= maxMs, `must be a duration from ${minMs / 1000} s to ${maxMs / 86_400_000} days: seconds, or a number with ms, s, m, h or d (e.g. 12h)`);
+}
+
 const settingsSchema = z.object({
   AZURE_OPENAI_ENDPOINT: optionalUrl,
   AZURE_OPENAI_API_KEY: optionalText,
@@ -40,6 +53,8 @@ const settingsSchema = z.object({
   CHAT_REPLY_WAIT_SECONDS: integerSetting(30, 0, 230),
   // Tool rounds (a model call that asks for tools, and those calls) a turn may take before it must answer.
   MAX_TOOL_ROUNDS: integerSetting(8, 0, 100),
+  // How long a tool call that needs approval waits for an answer before it counts as denied.
+  TOOL_APPROVAL_TIMEOUT: durationSetting(86_400_000, 1_000, 30 * 86_400_000),
   // 24 KiB keeps a page's write signal and the chat's recent messages under the Azure Storage
   // backend's 45 KB inline limit (larger ones go through a compressed blob).
   CHAT_HISTORY_PAGE_BYTES: integerSetting(24 * 1024, 1024, 4 * 1024 * 1024),
@@ -87,7 +102,7 @@ export type StreamStorage =
 export interface AppConfig {
   model: ModelSettings;
   streamStorage: StreamStorage;
-  chat: { historyTokenBudget: number; replyWaitSeconds: number; historyPageBytes: number; maxToolRounds: number };
+  chat: { historyTokenBudget: number; replyWaitSeconds: number; historyPageBytes: number; maxToolRounds: number; approvalTimeoutMs: number };
   limits: { maxBodyBytes: number; maxMessageChars: number };
 }
 
@@ -110,7 +125,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       maxCompletionTokens: s.MODEL_MAX_COMPLETION_TOKENS,
       tokenLimitParameter: s.MODEL_TOKEN_LIMIT_PARAMETER,
     },
-    chat: { historyTokenBudget: s.CHAT_HISTORY_TOKEN_BUDGET, replyWaitSeconds: s.CHAT_REPLY_WAIT_SECONDS, historyPageBytes: s.CHAT_HISTORY_PAGE_BYTES, maxToolRounds: s.MAX_TOOL_ROUNDS },
+    chat: { historyTokenBudget: s.CHAT_HISTORY_TOKEN_BUDGET, replyWaitSeconds: s.CHAT_REPLY_WAIT_SECONDS, historyPageBytes: s.CHAT_HISTORY_PAGE_BYTES, maxToolRounds: s.MAX_TOOL_ROUNDS, approvalTimeoutMs: s.TOOL_APPROVAL_TIMEOUT },
     limits: { maxBodyBytes: s.MAX_BODY_BYTES, maxMessageChars: s.MAX_MESSAGE_CHARS },
   };
 }

@@ -21,6 +21,7 @@ export type BadRequestCode =
   | 'incomplete_body'
   | 'invalid_field'
   | 'invalid_chat_id'
+  | 'invalid_tool_call_id'
   | 'invalid_timestamp'
   | 'invalid_query';
 
@@ -121,6 +122,44 @@ export class MessageNotAcceptedError extends AppError {
   constructor(readonly messageId: string) {
     super(`Message '${messageId}' is not stored yet; post it again with the same messageId (or Idempotency-Key) to have it stored once.`);
   }
+}
+
+/** 404: the chat has no tool call waiting for approval with this id (never asked, or another chat's). */
+export class ApprovalNotFoundError extends AppError {
+  readonly status = 404;
+  readonly code = 'approval_not_found';
+  constructor(chatId: string, toolCallId: string) {
+    super(`Chat '${chatId}' has no tool call '${toolCallId}' that waits for approval.`);
+  }
+}
+
+/** 409: the tool call's approval was decided already (answered, expired, or its turn ended); `decision` says how, when known. */
+export class ApprovalSettledError extends AppError {
+  readonly status = 409;
+  readonly code = 'approval_settled';
+  override readonly body: Readonly<Record<string, unknown>>;
+  constructor(message: string, decision?: { approved: boolean; by: string }) {
+    super(message);
+    this.body = decision === undefined ? {} : { decision: { approved: decision.approved, by: decision.by } };
+  }
+}
+
+/** 409: a cancel found no turn to stop (none runs, or not the one named). */
+export class NoRunningTurnError extends AppError {
+  readonly status = 409;
+  readonly code = 'no_running_turn';
+}
+
+/** 409: the turn to cancel ended (replied or failed) before the cancel reached it. */
+export class TurnFinishedError extends AppError {
+  readonly status = 409;
+  readonly code = 'turn_finished';
+}
+
+/** 409: the turn a request waited for was cancelled; its partial text is in the chat's history. */
+export class TurnCancelledError extends AppError {
+  readonly status = 409;
+  readonly code = 'turn_cancelled';
 }
 
 /**

@@ -14,6 +14,7 @@ const timestamp = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must b
 const count = z.number().int().nonnegative();
 
 const toolCallSchema = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
+const approvalDecisionSchema = z.object({ approved: z.boolean(), by: z.enum(['user', 'timeout', 'cancel']), reason: z.string().optional(), answerId: z.string().optional() });
 
 const messageSchema = z.object({
   id: z.string().min(1),
@@ -21,7 +22,7 @@ const messageSchema = z.object({
   content: z.string(),
   createdAt: timestamp,
   replyTo: z.string().optional(),
-  status: z.literal('failed').optional(),
+  status: z.enum(['failed', 'cancelled', 'denied']).optional(),
   error: z.string().optional(),
   errorCode: z.string().optional(),
   tokens: count,
@@ -29,6 +30,7 @@ const messageSchema = z.object({
   toolCalls: z.array(toolCallSchema).optional(),
   toolCallId: z.string().optional(),
   name: z.string().optional(),
+  approval: approvalDecisionSchema.optional(),
 });
 
 const chatV1Schema = z.object({
@@ -65,7 +67,28 @@ const chatV3Schema = z
     ...chatV2Fields,
     schemaVersion: z.literal(CHAT_SCHEMA_VERSION),
     queue: z.array(z.object({ id: z.string().min(1), content: z.string(), acceptedAt: timestamp, stream: z.boolean().optional() })),
-    turn: z.object({ messageId: z.string().min(1), instanceId: z.string().min(1), startedAt: timestamp, stream: z.boolean().optional() }).optional(),
+    turn: z
+      .object({
+        messageId: z.string().min(1),
+        instanceId: z.string().min(1),
+        startedAt: timestamp,
+        stream: z.boolean().optional(),
+        approvals: z
+          .array(
+            z.object({
+              toolCallId: z.string(),
+              name: z.string(),
+              arguments: z.string(),
+              round: z.number().int().positive(),
+              event: z.string().min(1),
+              requestedAt: timestamp,
+              expiresAt: timestamp,
+              decision: approvalDecisionSchema.optional(),
+            }),
+          )
+          .optional(),
+      })
+      .optional(),
     tools: z.array(z.string()).optional(),
     unpurgedTurns: z.array(z.string()),
   })

@@ -3,10 +3,22 @@
  * for the entity, and how a failed turn is answered. No Azure or HTTP imports: the HTTP handlers
  * (functions/chats.ts) parse input and map outcomes, and tests drive this with in-memory ports.
  */
-import { BadRequestError, ChatNotFoundError, MessageNotAcceptedError, ModelFailedError, ModelTimeoutError } from '../errors';
+import {
+  ApprovalNotFoundError,
+  ApprovalSettledError,
+  BadRequestError,
+  ChatNotFoundError,
+  MessageNotAcceptedError,
+  ModelFailedError,
+  ModelTimeoutError,
+  NoRunningTurnError,
+  TurnCancelledError,
+  TurnFinishedError,
+} from '../errors';
 import { findPagedTurn, readMessages, type HistoryPage } from './history';
+import { CANCEL_EVENT, type ApprovalAnswer } from './turn';
 import { tailTurn, type StreamPosition, type TurnEvent, type TurnStreamStore } from './turnStream';
-import { hasMessage, replyId, replyTo, type ChatMessage, type ChatState, type CreateInput, type PostInput } from './state';
+import { hasMessage, replyId, replyTo, type ApprovalDecision, type ChatMessage, type ChatState, type CreateInput, type PostInput } from './state';
 import { toChatView, type ChatView } from './view';
 
 export type ChatOperation = { name: 'create'; input: CreateInput } | { name: 'post'; input: PostInput } | { name: 'delete' };
@@ -16,6 +28,8 @@ export interface ChatStore {
   read(chatId: string): Promise<ChatState | undefined>;
   readPage(chatId: string, page: number): Promise<HistoryPage | undefined>;
   signal(chatId: string, operation: ChatOperation): Promise<void>;
+  /** Raises an event to a turn's orchestration; an instance that no longer exists is not an error. */
+  raiseTurnEvent(instanceId: string, eventName: string, data: unknown): Promise<void>;
   /** Removes what storage keeps of a deleted chat's entity (its rows in the task hub). */
   purgeDeleted(chatId: string): Promise<void>;
 }
@@ -64,6 +78,9 @@ export type PostOutcome =
   /** `acceptedAt`: an ISO time just before the message was accepted, for the client's timestampUTC polling. */
   | { status: 'pending'; messageId: string; acceptedAt: string };
 
+export type ApprovalOutcome = { status: 'recorded'; approved: boolean } | { status: 'pending' };
+export type CancelOutcome = { messageId: string; status: 'cancelled' | 'cancelling' };
+
 export class ChatService {
   constructor(
     private readonly ports: ChatServicePorts,
@@ -96,6 +113,7 @@ export class ChatService {
     if (state === undefined) throw new ChatNotFoundError(chatId);
     const reply = (await this.turnOf(chatId, state, id))?.at(-1);
     if (reply === undefined) return { status: 'pending', messageId: id, acceptedAt };
+    if (reply.status === 'cancelled') throw new TurnCancelledError(`The turn of message '${id}' was cancelled; its partial text is in the chat's history.`);
     if (reply.status === 'failed') {
       const text = `The reply to message '${id}' failed: ${reply.error ?? 'model error'}`;
       throw reply.errorCode === 'model_timeout' ? new ModelTimeoutError(text) : new ModelFailedError(text);
@@ -173,6 +191,61 @@ export class ChatService {
     };
   }
 
+  /**
+   * Answers a tool call that waits for approval: the answer goes to the turn's orchestration, which
+   * decides (the first answer, or the expiry, wins) and tells the chat. 'recorded' once the chat shows
+   * this answer decided it; a call decided otherwise, finished, or unknown is refused (409, 404).
+   */
+  async answerApproval(chatId: string, toolCallId: string, answer: Omit<ApprovalAnswer, 'answerId'>): Promise<ApprovalOutcome> {
+    const state = await this.ports.store.read(chatId);
+    if (state === undefined) throw new ChatNotFoundError(chatId);
+    const turn = state.turn;
+    const approval = turn?.approvals?.find((a) => a.toolCallId === toolCallId);
+    if (turn === undefined || approval === undefined) {
+      const decided = findDecision(state, toolCallId);
+      if (decided !== undefined) throw settledError(toolCallId, decided);
+      if (state.recent.some((m) => m.toolCallId === toolCallId)) throw new ApprovalSettledError(`Tool call '${toolCallId}' did not need approval and has finished.`);
+      throw new ApprovalNotFoundError(chatId, toolCallId);
+    }
+    if (approval.decision !== undefined) throw settledError(toolCallId, approval.decision);
+    const answerId = this.ports.newMessageId();
+    await this.ports.store.raiseTurnEvent(turn.instanceId, approval.event, { ...answer, answerId });
+    const after = await this.waitFor(chatId, (s) => s === undefined || findDecision(s, toolCallId) !== undefined || s.turn?.messageId !== turn.messageId, this.policy.acceptWaitMs, { readAtOnce: false });
+    if (after === undefined) throw new ChatNotFoundError(chatId);
+    const decision = findDecision(after, toolCallId);
+    if (decision === undefined) {
+      if (after.turn?.messageId === turn.messageId) return { status: 'pending' };
+      throw new ApprovalSettledError(`The turn of tool call '${toolCallId}' ended before the answer reached it.`);
+    }
+    if (decision.answerId !== answerId) throw settledError(toolCallId, decision);
+    return { status: 'recorded', approved: decision.approved };
+  }
+
+  /**
+   * Cancels the running turn (or, given `messageId`, that message's turn if it runs): it stops at its
+   * next step, keeping any partial text. 'cancelled' once the chat shows it; a turn that ended
+   * otherwise first, or none running, is refused (409). Cancelling a cancelled turn again is 'cancelled'.
+   */
+  async cancel(chatId: string, messageId: string | undefined): Promise<CancelOutcome> {
+    const state = await this.ports.store.read(chatId);
+    if (state === undefined) throw new ChatNotFoundError(chatId);
+    const turn = state.turn;
+    if (turn === undefined || (messageId !== undefined && turn.messageId !== messageId)) {
+      if (messageId === undefined) throw new NoRunningTurnError(`No turn of chat '${chatId}' is running.`);
+      const reply = replyTo(state, messageId);
+      if (reply?.status === 'cancelled') return { messageId, status: 'cancelled' };
+      if (reply !== undefined) throw new TurnFinishedError(`The turn of message '${messageId}' has ended.`);
+      throw new NoRunningTurnError(isWaiting(state, messageId) ? `Message '${messageId}' is queued; its turn has not started.` : `No turn of message '${messageId}' is running in chat '${chatId}'.`);
+    }
+    await this.ports.store.raiseTurnEvent(turn.instanceId, CANCEL_EVENT, {});
+    const after = await this.waitFor(chatId, (s) => s === undefined || s.turn?.messageId !== turn.messageId, this.policy.acceptWaitMs, { readAtOnce: false });
+    if (after === undefined) throw new ChatNotFoundError(chatId);
+    if (after.turn?.messageId === turn.messageId) return { messageId: turn.messageId, status: 'cancelling' };
+    const reply = (await this.turnOf(chatId, after, turn.messageId))?.at(-1);
+    if (reply !== undefined && reply.status !== 'cancelled') throw new TurnFinishedError(`The turn of message '${turn.messageId}' ended before the cancel reached it.`);
+    return { messageId: turn.messageId, status: 'cancelled' };
+  }
+
   async view(chatId: string, newerThanMs: number | undefined): Promise<ChatView> {
     const state = await this.ports.store.read(chatId);
     if (state === undefined) throw new ChatNotFoundError(chatId);
@@ -226,6 +299,23 @@ export class ChatService {
       await pause();
     }
   }
+}
+
+/** How the approval of `toolCallId` was decided: in the running turn, or in a recent tool entry. */
+function findDecision(state: ChatState, toolCallId: string): ApprovalDecision | undefined {
+  const running = state.turn?.approvals?.find((a) => a.toolCallId === toolCallId)?.decision;
+  if (running !== undefined) return running;
+  for (let i = state.recent.length - 1; i >= 0; i--) {
+    const m = state.recent[i] as ChatMessage;
+    if (m.role === 'tool' && m.toolCallId === toolCallId) return m.approval;
+  }
+  return undefined;
+}
+
+function settledError(toolCallId: string, decision: ApprovalDecision): ApprovalSettledError {
+  const how =
+    decision.by === 'user' ? `was already ${decision.approved ? 'approved' : 'denied'}` : decision.by === 'timeout' ? 'expired: no answer came in time' : 'was not run: its turn was cancelled';
+  return new ApprovalSettledError(`Tool call '${toolCallId}' ${how}.`, decision);
 }
 
 /** True while the message waits in the chat's queue. */

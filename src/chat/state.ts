@@ -29,9 +29,13 @@ export interface ChatMessage {
   createdAt: string;
   /** Assistant and tool entries: the id of the user message whose turn they belong to. */
   replyTo?: string;
-  /** An assistant entry that records a failed turn, or a tool entry whose call failed (its content says why). */
-  status?: 'failed';
-  /** What failed, for a failed turn. */
+  /**
+   * `failed`: an assistant entry that records a failed turn, or a tool entry whose call failed (its
+   * content says why). `cancelled`: the assistant entry of a cancelled turn (its content is the text
+   * the model had produced). `denied`: a tool entry whose call was not approved (denied, or no answer in time).
+   */
+  status?: 'failed' | 'cancelled' | 'denied';
+  /** What failed, for a failed or cancelled turn. */
   error?: string;
   /** The stable error code of a failed turn (e.g. model_timeout), so a waiting POST can answer 502/504. */
   errorCode?: string;
@@ -44,6 +48,36 @@ export interface ChatMessage {
   /** A tool entry: the call it answers, and the tool's name. */
   toolCallId?: string;
   name?: string;
+  /** A tool entry of a call that needed approval: how it was decided. */
+  approval?: ApprovalDecision;
+}
+
+/** A tool call that waits for a person's approval before it runs (its tool has `needsApproval`). */
+export interface ApprovalRequest {
+  toolCallId: string;
+  name: string;
+  arguments: string;
+  round: number;
+  /** The external event of the turn's orchestration that answers it. */
+  event: string;
+  requestedAt: string;
+  /** When it counts as denied if no answer came. */
+  expiresAt: string;
+}
+
+/**
+ * How an approval was decided: by a person's answer (`user`), by its expiry (`timeout`), or by the
+ * turn's cancellation (`cancel`). `answerId` names the answer that won, so its request can tell.
+ */
+export interface ApprovalDecision {
+  approved: boolean;
+  by: 'user' | 'timeout' | 'cancel';
+  reason?: string;
+  answerId?: string;
+}
+
+export interface Approval extends ApprovalRequest {
+  decision?: ApprovalDecision;
 }
 
 export const CHAT_SCHEMA_VERSION = 3;
@@ -71,6 +105,8 @@ export interface RunningTurn {
   instanceId: string;
   startedAt: string;
   stream?: boolean;
+  /** The turn's calls that needed approval, in the order they were asked for; undecided ones pause it. */
+  approvals?: Approval[];
 }
 
 export interface ChatState {
@@ -227,6 +263,10 @@ export interface TurnPlan {
   prompt: PromptMessage[];
   /** Tool names the model may call (empty: none). */
   tools: string[];
+  /** Those of `tools` whose calls wait for approval. */
+  approvalTools: string[];
+  /** How long a call waits for its approval before it counts as denied. */
+  approvalTimeoutMs: number;
   stream: boolean;
   userCreatedAt: string;
   maxToolRounds: number;
@@ -238,6 +278,9 @@ export interface TurnOptions {
   maxToolRounds: number;
   /** Every tool the app has, in order: the tools of a chat that did not choose. */
   allTools: readonly string[];
+  /** The tools whose calls wait for approval. */
+  approvalTools: readonly string[];
+  approvalTimeoutMs: number;
   /** The deterministic orchestration instance id of a turn. */
   instanceIdOf: (messageId: string) => string;
 }
@@ -262,13 +305,16 @@ export function startNextTurn(state: ChatState, options: TurnOptions, now: Date)
     lastUpdatedAt: createdAt,
     recentMessageIds: [...state.recentMessageIds, head.id].slice(-REMEMBERED_MESSAGE_IDS),
   };
+  const tools = state.tools ?? [...options.allTools];
   return {
     state: next,
     plan: {
       chatId: options.chatId,
       messageId: head.id,
       prompt: buildPrompt(next, options.historyTokenBudget),
-      tools: state.tools ?? [...options.allTools],
+      tools,
+      approvalTools: tools.filter((name) => options.approvalTools.includes(name)),
+      approvalTimeoutMs: options.approvalTimeoutMs,
       stream: head.stream === true,
       userCreatedAt: createdAt,
       maxToolRounds: options.maxToolRounds,
@@ -289,10 +335,17 @@ export interface ToolResult {
   name: string;
   content: string;
   failed: boolean;
+  /** A call that needed approval: how it was decided (not approved: it did not run, and `failed` is true). */
+  approval?: ApprovalDecision;
 }
 
-/** How a turn ended: a reply, or a failure the client can see (with any text the model had streamed). */
-export type TurnEnd = { kind: 'replied'; text: string } | { kind: 'failed'; code: string; message: string; partialText: string };
+/**
+ * How a turn ended: a reply, a failure the client can see, or a cancellation; the last two with any
+ * text the model had produced.
+ */
+export type TurnEnd = { kind: 'replied'; text: string } | { kind: 'failed'; code: string; message: string; partialText: string } | { kind: 'cancelled'; partialText: string };
+
+export const CANCELLED_TURN_MESSAGE = 'The turn was cancelled.';
 
 export interface TurnOutcome {
   messageId: string;
@@ -319,7 +372,9 @@ export function finishTurn(state: ChatState, outcome: TurnOutcome, now: Date): C
     entries.push(call);
     round.results.forEach((result, k) => {
       const entry: ChatMessage = { id: stepId(messageId, r + 1, k + 1), role: 'tool', content: result.content, createdAt: stamp(), replyTo: messageId, toolCallId: result.toolCallId, name: result.name, tokens: countMessageTokens(result.content) };
-      if (result.failed) entry.status = 'failed';
+      if (result.approval !== undefined) entry.approval = result.approval;
+      if (result.approval?.approved === false && result.approval.by !== 'cancel') entry.status = 'denied';
+      else if (result.failed) entry.status = 'failed';
       entries.push(entry);
     });
   });
@@ -327,7 +382,9 @@ export function finishTurn(state: ChatState, outcome: TurnOutcome, now: Date): C
   const reply: ChatMessage =
     end.kind === 'replied'
       ? { id: replyId(messageId), role: 'assistant', content: end.text, createdAt: stamp(), replyTo: messageId, tokens: countMessageTokens(end.text) }
-      : { id: replyId(messageId), role: 'assistant', content: end.partialText, createdAt: stamp(), replyTo: messageId, status: 'failed', error: end.message, errorCode: end.code, tokens: 0 };
+      : end.kind === 'failed'
+        ? { id: replyId(messageId), role: 'assistant', content: end.partialText, createdAt: stamp(), replyTo: messageId, status: 'failed', error: end.message, errorCode: end.code, tokens: 0 }
+        : { id: replyId(messageId), role: 'assistant', content: end.partialText, createdAt: stamp(), replyTo: messageId, status: 'cancelled', error: CANCELLED_TURN_MESSAGE, errorCode: 'cancelled', tokens: 0 };
   if (outcome.streamAttempt !== undefined) reply.streamAttempt = outcome.streamAttempt;
   entries.push(reply);
   const { turn, ...rest } = state;
@@ -346,11 +403,11 @@ function toolCallTokens(text: string, calls: readonly ToolCallRecord[]): number 
 }
 
 /**
- * The messages of `recent` a prompt may carry: failed turns and earlier instructions left out (a
- * failed tool call stays: the model saw its error).
+ * The messages of `recent` a prompt may carry: failed and cancelled turns' replies and earlier
+ * instructions left out (a failed or denied tool call stays: the model saw its result).
  */
 function promptable(messages: readonly ChatMessage[]): ChatMessage[] {
-  return messages.filter((m) => m.role !== 'system' && !(m.role === 'assistant' && m.status === 'failed'));
+  return messages.filter((m) => m.role !== 'system' && !(m.role === 'assistant' && (m.status === 'failed' || m.status === 'cancelled')));
 }
 
 /**
@@ -378,6 +435,24 @@ export function toPromptMessage(m: ChatMessage): PromptMessage {
 export function promptWindowStart(state: ChatState, historyTokenBudget: number): number {
   const first = promptWindow(state, historyTokenBudget)[0];
   return first === undefined ? state.totalMessages : recentStart(state) + state.recent.indexOf(first);
+}
+
+/** Records the approvals a running turn waits for (a repeat of one already recorded changes nothing). */
+export function awaitApprovals(state: ChatState, messageId: string, requests: readonly ApprovalRequest[]): ChatState {
+  const turn = state.turn;
+  if (turn?.messageId !== messageId) return state;
+  const known = new Set((turn.approvals ?? []).map((a) => a.toolCallId));
+  const added = requests.filter((r) => !known.has(r.toolCallId));
+  if (added.length === 0) return state;
+  return { ...state, turn: { ...turn, approvals: [...(turn.approvals ?? []), ...added] } };
+}
+
+/** Records how the running turn decided an approval (the first decision stands). */
+export function settleApproval(state: ChatState, messageId: string, toolCallId: string, decision: ApprovalDecision): ChatState {
+  const turn = state.turn;
+  const approvals = turn?.messageId === messageId ? turn.approvals : undefined;
+  if (turn === undefined || approvals === undefined || !approvals.some((a) => a.toolCallId === toolCallId && a.decision === undefined)) return state;
+  return { ...state, turn: { ...turn, approvals: approvals.map((a) => (a.toolCallId === toolCallId && a.decision === undefined ? { ...a, decision } : a)) } };
 }
 
 /** Now, or 1 ms after the newest timestamp in the chat, so `timestampUTC` polling never misses a message. */

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { PromptMessage } from '../model/client';
-import type { ToolCallRecord, ToolResult, ToolRound, TurnEnd, TurnOutcome, TurnPlan } from './state';
+import type { ApprovalDecision, ApprovalRequest, ToolCallRecord, ToolResult, ToolRound, TurnEnd, TurnOutcome, TurnPlan } from './state';
 
 /** What one model call of a turn gets (the model step activity). */
 export interface ModelStepInput {
@@ -35,8 +35,19 @@ export interface ToolStepInput {
   tools: string[];
 }
 
+/** What stops a running model call when its turn is cancelled (the stop step activity). */
+export interface StopStepInput {
+  chatId: string;
+  messageId: string;
+}
+
 export const toolCallSchema = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
-export const toolResultSchema = z.object({ toolCallId: z.string(), name: z.string(), content: z.string(), failed: z.boolean() });
+export const approvalDecisionSchema = z.object({ approved: z.boolean(), by: z.enum(['user', 'timeout', 'cancel']), reason: z.string().optional(), answerId: z.string().optional() });
+export const approvalRequestSchema = z.object({ toolCallId: z.string(), name: z.string(), arguments: z.string(), round: z.number().int().positive(), event: z.string().min(1), requestedAt: z.string(), expiresAt: z.string() });
+export const toolResultSchema = z.object({ toolCallId: z.string(), name: z.string(), content: z.string(), failed: z.boolean(), approval: approvalDecisionSchema.optional() });
+/** A person's answer to an approval request, as the turn's orchestration receives it (an external event). */
+export const approvalAnswerSchema = z.object({ approved: z.boolean(), reason: z.string().optional(), answerId: z.string().optional() });
+export type ApprovalAnswer = z.infer<typeof approvalAnswerSchema>;
 const promptMessage = z.union([
   z.object({ role: z.enum(['system', 'user']), content: z.string() }),
   z.object({ role: z.literal('assistant'), content: z.string(), toolCalls: z.array(toolCallSchema).optional() }),
@@ -49,6 +60,8 @@ export const turnPlanSchema = z.object({
   messageId: z.string().min(1),
   prompt: z.array(promptMessage),
   tools: z.array(z.string()),
+  approvalTools: z.array(z.string()),
+  approvalTimeoutMs: z.number().int().positive(),
   stream: z.boolean(),
   userCreatedAt: z.string(),
   maxToolRounds: z.number().int().nonnegative(),
@@ -68,6 +81,7 @@ export const modelStepOutputSchema = z.union([
   z.object({ ok: z.literal(false), code: z.string(), message: z.string(), partialText: z.string(), totalTokens: z.number(), streamAttempt: z.string().optional() }),
 ]);
 export const toolStepInputSchema = z.object({ chatId: z.string().min(1), call: toolCallSchema, tools: z.array(z.string()) });
+export const stopStepInputSchema = z.object({ chatId: z.string().min(1), messageId: z.string().min(1) });
 /** A finished turn, as its orchestration signals it to the chat. */
 export const turnOutcomeSchema = z.object({
   messageId: z.string().min(1),
@@ -75,16 +89,25 @@ export const turnOutcomeSchema = z.object({
   end: z.union([
     z.object({ kind: z.literal('replied'), text: z.string() }),
     z.object({ kind: z.literal('failed'), code: z.string(), message: z.string(), partialText: z.string() }),
+    z.object({ kind: z.literal('cancelled'), partialText: z.string() }),
   ]),
   totalTokens: z.number().nonnegative(),
   streamAttempt: z.string().optional(),
 });
+
+/** The external event of a turn's orchestration that cancels the turn; approvals have their own (ApprovalRequest.event). */
+export const CANCEL_EVENT = 'cancel';
+
+/** The code a model step answers with when its turn was cancelled while it ran. */
+export const CANCELLED_CODE = 'cancelled';
 
 export class TurnProgress {
   private readonly rounds: ToolRound[] = [];
   private tokens = 0;
   private end: TurnEnd | undefined;
   private lastAttempt: string | undefined;
+  private approvalsAsked = 0;
+  private readonly decisions = new Map<string, ApprovalDecision>();
 
   constructor(private readonly plan: TurnPlan) {}
 
@@ -115,6 +138,10 @@ export class TurnProgress {
   afterModel(output: ModelStepOutput, offered: readonly string[]): ToolCallRecord[] {
     this.tokens += output.totalTokens;
     this.lastAttempt = output.streamAttempt;
+    if (!output.ok && output.code === CANCELLED_CODE) {
+      this.end = { kind: 'cancelled', partialText: output.partialText };
+      return [];
+    }
     if (!output.ok) {
       this.end = { kind: 'failed', code: output.code, message: output.message, partialText: output.partialText };
       return [];
@@ -134,14 +161,58 @@ export class TurnProgress {
     return output.toolCalls;
   }
 
+  /**
+   * The approvals the calls of a round need, asked for at `now`: each is answered by its own external
+   * event (numbered along the turn) and expires after the plan's timeout.
+   */
+  approvalsFor(calls: readonly ToolCallRecord[], now: Date): ApprovalRequest[] {
+    const round = this.rounds.length;
+    const expiresAt = new Date(now.getTime() + this.plan.approvalTimeoutMs).toISOString();
+    return calls
+      .filter((call) => this.plan.approvalTools.includes(call.name))
+      .map((call) => ({ toolCallId: call.id, name: call.name, arguments: call.arguments, round, event: `approval-${++this.approvalsAsked}`, requestedAt: now.toISOString(), expiresAt }));
+  }
+
+  decide(toolCallId: string, decision: ApprovalDecision): void {
+    this.decisions.set(toolCallId, decision);
+  }
+
+  /** The calls of a round that run: those that need no approval, and the approved ones. */
+  runnable(calls: readonly ToolCallRecord[]): ToolCallRecord[] {
+    return calls.filter((call) => !this.plan.approvalTools.includes(call.name) || this.decisions.get(call.id)?.approved === true);
+  }
+
   toolStep(call: ToolCallRecord): ToolStepInput {
     return { chatId: this.plan.chatId, call, tools: this.plan.tools };
   }
 
-  /** The results of the last round's calls, in the order of the calls. */
-  afterTools(results: ToolResult[]): void {
+  /**
+   * Records the results of the last round's calls, in the order of the calls: `ran` holds those of the
+   * calls that ran; a call that did not run gets its decision (denied, expired) or, when the turn was
+   * cancelled first (`cancelled`), an error result, as the model's API needs a result for every call.
+   */
+  afterTools(calls: readonly ToolCallRecord[], ran: readonly ToolResult[], cancelled = false): void {
     const round = this.rounds.at(-1);
-    if (round !== undefined) round.results = results;
+    if (round === undefined) return;
+    round.results = calls.map((call): ToolResult => {
+      const decision = this.decisions.get(call.id);
+      const result = ran.find((r) => r.toolCallId === call.id);
+      if (result !== undefined) return decision === undefined ? result : { ...result, approval: decision };
+      const notRun = (error: string, extra: Record<string, string> = {}): ToolResult => ({ toolCallId: call.id, name: call.name, content: JSON.stringify({ error, ...extra }), failed: true });
+      if (decision?.by === 'user' && !decision.approved) return { ...notRun('The user denied this tool call; it did not run.', decision.reason === undefined ? {} : { reason: decision.reason }), approval: decision };
+      if (decision?.by === 'timeout') return { ...notRun('No one approved this tool call in time; it did not run.'), approval: decision };
+      if (decision?.by === 'cancel') return { ...notRun('The turn was cancelled before this tool call ran.'), approval: decision };
+      return notRun(cancelled ? 'The turn was cancelled before this tool call ran.' : 'The tool call failed.');
+    });
+  }
+
+  /** Ends the turn as cancelled, keeping the text (and counting the tokens) of a model call it stopped. */
+  cancel(partialText: string, stopped?: ModelStepOutput): void {
+    if (stopped !== undefined) {
+      this.tokens += stopped.totalTokens;
+      this.lastAttempt = stopped.streamAttempt;
+    }
+    this.end = { kind: 'cancelled', partialText };
   }
 
   outcome(): TurnOutcome {

@@ -10,7 +10,7 @@
  * start that round again. A round's start record carries the previous round's tool results, its end
  * record the tool calls the model asked for.
  */
-import type { ChatMessage, ChatState, ToolCallRecord, ToolResult } from './state';
+import type { Approval, ChatMessage, ChatState, ToolCallRecord, ToolResult } from './state';
 
 export type TurnStreamRecord =
   | { key: string; attempt: string; kind: 'start'; round: number; userMessageId: string; userCreatedAt: string; toolResults?: ToolResult[] }
@@ -23,6 +23,9 @@ export interface TurnStreamStore {
   /** The turn's records with a key after `afterKey` (all when undefined), in order. */
   readAfter(chatId: string, messageId: string, afterKey: string | undefined): Promise<TurnStreamRecord[]>;
   deleteTurn(chatId: string, messageId: string): Promise<void>;
+  /** Asks the turn's running model call to stop (its turn was cancelled); removed with the turn's records. */
+  requestStop(chatId: string, messageId: string): Promise<void>;
+  stopRequested(chatId: string, messageId: string): Promise<boolean>;
 }
 
 /** Attempt ids sort by start time, so records of a later attempt always sort after an earlier one's. */
@@ -129,33 +132,36 @@ export type TurnEvent =
   | { event: 'message'; id: string; data: { id: string; role: 'user'; createdAt: string } }
   | { event: 'delta'; id: string; data: { text: string } }
   | { event: 'tool-call'; id: string; data: { round: number; toolCallId: string; name: string; arguments: string } }
-  | { event: 'tool-result'; id: string; data: { round: number; toolCallId: string; name: string; content: string; status?: 'failed' } }
+  | { event: 'tool-result'; id: string; data: { round: number; toolCallId: string; name: string; content: string; status?: 'failed' | 'denied' } }
+  | { event: 'approval-request'; id: string; data: { round: number; toolCallId: string; name: string; arguments: string; expiresAt: string } }
   | { event: 'reset'; id: string; data: { reason: string } }
   | { event: 'done'; id: string; data: { id: string; role: 'assistant'; replyTo: string; createdAt: string; tokens: number } }
   | { event: 'error'; id: string; data: { id: string; createdAt: string; error: { code: string; message: string } } }
+  | { event: 'cancelled'; id: string; data: { id: string; replyTo: string; createdAt: string } }
   | { event: 'ping' };
 
 /**
  * Where a client is within one attempt (one model call): the tool results shown (`results`), the
- * characters of text shown (`text`), or the tool calls shown (`calls`); or `done` after the last event.
- * Event ids are `<attempt>:r<n>`, `<attempt>:<n>`, `<attempt>:c<n>` and `<attempt>:done`; replies read
- * from the chat use attempt `stored`.
+ * characters of text shown (`text`), the tool calls shown (`calls`), or the approval requests shown
+ * (`approvals`); or `done` after the last event. Event ids are `<attempt>:r<n>`, `<attempt>:<n>`,
+ * `<attempt>:c<n>`, `<attempt>:a<n>` and `<attempt>:done`; replies read from the chat use attempt `stored`.
  */
 export interface StreamPosition {
   attempt: string;
-  phase: 'results' | 'text' | 'calls' | 'done';
+  phase: 'results' | 'text' | 'calls' | 'approvals' | 'done';
   count: number;
 }
 
-const PHASES = ['results', 'text', 'calls', 'done'] as const;
-const PHASE_PREFIX: Record<StreamPosition['phase'], string> = { results: 'r', text: '', calls: 'c', done: '' };
+const PHASES = ['results', 'text', 'calls', 'approvals', 'done'] as const;
+const PHASE_PREFIX: Record<StreamPosition['phase'], string> = { results: 'r', text: '', calls: 'c', approvals: 'a', done: '' };
+const PHASE_OF_PREFIX: Record<string, StreamPosition['phase']> = { r: 'results', '': 'text', c: 'calls', a: 'approvals' };
 
 export function parseStreamPosition(lastEventId: string | null): StreamPosition | undefined {
-  const match = /^([0-9a-z]{1,40}):(?:(done)|([rc]?)(\d{1,9}))$/.exec(lastEventId?.trim() ?? '');
+  const match = /^([0-9a-z]{1,40}):(?:(done)|([rca]?)(\d{1,9}))$/.exec(lastEventId?.trim() ?? '');
   if (match === null) return undefined;
   const attempt = match[1] as string;
   if (match[2] === 'done') return { attempt, phase: 'done', count: 0 };
-  return { attempt, phase: match[3] === 'r' ? 'results' : match[3] === 'c' ? 'calls' : 'text', count: Number(match[4]) };
+  return { attempt, phase: PHASE_OF_PREFIX[match[3] ?? ''] ?? 'text', count: Number(match[4]) };
 }
 
 function eventId(p: StreamPosition): string {
@@ -214,9 +220,11 @@ interface StoredRound {
 
 const resultEvent = (round: number, r: ToolResult, id: string): TurnEvent => {
   const data: Extract<TurnEvent, { event: 'tool-result' }>['data'] = { round, toolCallId: r.toolCallId, name: r.name, content: r.content };
-  if (r.failed) data.status = 'failed';
+  if (r.approval?.approved === false && r.approval.by !== 'cancel') data.status = 'denied';
+  else if (r.failed) data.status = 'failed';
   return { event: 'tool-result', id, data };
 };
+const approvalEvent = (a: Approval, id: string): TurnEvent => ({ event: 'approval-request', id, data: { round: a.round, toolCallId: a.toolCallId, name: a.name, arguments: a.arguments, expiresAt: a.expiresAt } });
 const callEvent = (round: number, c: ToolCallRecord, id: string): TurnEvent => ({ event: 'tool-call', id, data: { round, toolCallId: c.id, name: c.name, arguments: c.arguments } });
 
 /** The rounds of a finished turn from its stored entries (tool rounds, then the reply). */
@@ -224,7 +232,11 @@ function storedRounds(entries: readonly ChatMessage[]): StoredRound[] {
   const rounds: StoredRound[] = [];
   for (const m of entries) {
     if (m.role === 'assistant') rounds.push({ text: m.content, calls: m.toolCalls ?? [], results: [], attempt: m.streamAttempt });
-    else if (m.role === 'tool') rounds.at(-1)?.results.push({ toolCallId: m.toolCallId ?? '', name: m.name ?? '', content: m.content, failed: m.status === 'failed' });
+    else if (m.role === 'tool') {
+      const result: ToolResult = { toolCallId: m.toolCallId ?? '', name: m.name ?? '', content: m.content, failed: m.status !== undefined };
+      if (m.approval !== undefined) result.approval = m.approval;
+      rounds.at(-1)?.results.push(result);
+    }
   }
   return rounds;
 }
@@ -248,6 +260,8 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
   let lastChatRead = -Infinity;
   let lastEvent = start;
   let pauseMs = policy.firstPauseMs;
+  // The approvals the running turn asked for, from the last read of the chat.
+  let approvals: Approval[] = [];
 
   const ingest = (record: TurnStreamRecord): void => {
     if (record.kind === 'start') {
@@ -314,6 +328,12 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
         const p: StreamPosition = { attempt: round.attempt, phase: 'calls', count: k + 1 };
         if (!atOrAfter(shown, p)) yield callEvent(r, round.calls[k] as ToolCallRecord, eventId((shown = p)));
       }
+      // The round's calls that wait for approval, as the chat shows them (while the round is the last).
+      const asked = approvals.filter((a) => a.round === r);
+      for (let k = 0; k < asked.length; k++) {
+        const p: StreamPosition = { attempt: round.attempt, phase: 'approvals', count: k + 1 };
+        if (!atOrAfter(shown, p)) yield approvalEvent(asked[k] as Approval, eventId((shown = p)));
+      }
     }
   }
 
@@ -366,7 +386,9 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
       shownRound = r;
     }
     const id = eventId({ attempt: shown?.attempt ?? STORED_ATTEMPT, phase: 'done', count: 0 });
-    if (reply.status === 'failed') {
+    if (reply.status === 'cancelled') {
+      yield { event: 'cancelled', id, data: { id: reply.id, replyTo: messageId, createdAt: reply.createdAt } };
+    } else if (reply.status === 'failed') {
       yield { event: 'error', id, data: { id: reply.id, createdAt: reply.createdAt, error: { code: reply.errorCode ?? 'model_failed', message: reply.error ?? 'The model call failed.' } } };
     } else {
       yield { event: 'done', id, data: { id: reply.id, role: 'assistant', replyTo: messageId, createdAt: reply.createdAt, tokens: reply.tokens } };
@@ -391,13 +413,23 @@ export async function* tailTurn(ports: TurnTailPorts, messageId: string, from: S
     }
     const lastRound = rounds.at(-1);
     const ended = lastRound !== undefined && lastRound.ended && lastRound.calls.length === 0;
+    // A round that asked for tools may wait for approvals: the chat shows them soon after its end.
+    const mayAsk = lastRound !== undefined && lastRound.ended && lastRound.calls.length > 0 && !approvals.some((a) => a.round === rounds.length);
     const now = ports.now();
-    if (ended || now - lastChatRead >= policy.chatReadEveryMs) {
+    if (ended || mayAsk || now - lastChatRead >= policy.chatReadEveryMs) {
       lastChatRead = now;
       const state = await ports.readChat();
       if (state === undefined) {
         yield failure('chat_not_found', 'The chat was deleted.');
         return;
+      }
+      const asked = state.turn?.messageId === messageId ? (state.turn.approvals ?? []) : [];
+      if (asked.length > approvals.length) {
+        approvals = asked;
+        for (const e of publishedEvents()) {
+          lastEvent = ports.now();
+          yield e;
+        }
       }
       const entries = await ports.findTurn(state);
       const reply = entries?.at(-1);

@@ -10,8 +10,8 @@ import type { EntityContext } from 'durable-functions';
 import { z } from 'zod';
 import { confirmPage, cutPages, type PagingLimits } from '../chat/history';
 import { isCurrentSchema, parseChatState, parseHistoryPage } from '../chat/schema';
-import { acceptMessage, createOrUpdate, finishTurn, startNextTurn, type ChatState, type TurnOutcome } from '../chat/state';
-import { turnOutcomeSchema } from '../chat/turn';
+import { acceptMessage, awaitApprovals, createOrUpdate, finishTurn, settleApproval, startNextTurn, type ChatState, type TurnOutcome } from '../chat/state';
+import { approvalDecisionSchema, approvalRequestSchema, turnOutcomeSchema } from '../chat/turn';
 import type { TurnStreamStore } from '../chat/turnStream';
 import { addTodo, removeTodo } from '../tools/todoList';
 import { chatEntityId, historyPageEntityId } from './chatEntityStore';
@@ -25,6 +25,8 @@ const chatOperations = {
   create: z.object({ instructions: z.string().optional(), tools: z.array(z.string()).optional() }),
   post: z.object({ messageId: z.string().min(1), message: z.string(), stream: z.boolean().optional() }),
   finishTurn: turnOutcomeSchema,
+  awaitApprovals: z.object({ messageId: z.string().min(1), approvals: z.array(approvalRequestSchema) }),
+  settleApproval: z.object({ messageId: z.string().min(1), toolCallId: z.string(), decision: approvalDecisionSchema }),
   pageStored: z.object({ page: z.number().int().nonnegative() }),
 };
 const pageOperations = {
@@ -46,6 +48,9 @@ export interface ChatEntitySettings {
   maxToolRounds: number;
   /** Every tool the app has: a chat's tools when it did not choose. */
   allTools: readonly string[];
+  /** The tools whose calls wait for approval, and for how long. */
+  approvalTools: readonly string[];
+  approvalTimeoutMs: number;
 }
 
 export interface ChatEntityPorts {
@@ -79,7 +84,15 @@ export function chatEntity(ports: ChatEntityPorts) {
       context.df.setState(encodeStorable(paged.state));
     };
 
-    const turnOptions = { chatId, historyTokenBudget: settings.historyTokenBudget, maxToolRounds: settings.maxToolRounds, allTools: settings.allTools, instanceIdOf: (id: string) => turnInstanceId(chatId, id) };
+    const turnOptions = {
+      chatId,
+      historyTokenBudget: settings.historyTokenBudget,
+      maxToolRounds: settings.maxToolRounds,
+      allTools: settings.allTools,
+      approvalTools: settings.approvalTools,
+      approvalTimeoutMs: settings.approvalTimeoutMs,
+      instanceIdOf: (id: string) => turnInstanceId(chatId, id),
+    };
 
     // Starts the oldest queued message's turn when none runs. The orchestration is started before
     // the turn is saved: if the start fails, the message stays queued and the chat's next operation
@@ -126,6 +139,8 @@ export function chatEntity(ports: ChatEntityPorts) {
         const current = state.turn === undefined && state.queue[0]?.id === outcome.messageId ? startNextTurn(state, turnOptions, now).state : state;
         const finished = finishTurn(current, outcome, now);
         if (finished === state) return;
+        // A cancelled turn that did not stream leaves only its stop request among the stream records.
+        if (outcome.end.kind === 'cancelled' && current.turn?.stream !== true) await ports.streams()?.deleteTurn(chatId, outcome.messageId).catch(() => undefined);
         // The turns that finished before this one have surely completed: purged now, beside the next
         // start. This one completes in the commit that sent its outcome, and is purged next time.
         const earlier = finished.unpurgedTurns.slice(0, -1);
@@ -136,6 +151,18 @@ export function chatEntity(ports: ChatEntityPorts) {
           throw next.err;
         }
         save({ ...next, ...purged });
+        return;
+      }
+      case 'awaitApprovals': {
+        if (state === undefined) return;
+        const input = chatOperations.awaitApprovals.parse(decodeStorable(context.df.getInput()));
+        save(awaitApprovals(state, input.messageId, input.approvals));
+        return;
+      }
+      case 'settleApproval': {
+        if (state === undefined) return;
+        const input = chatOperations.settleApproval.parse(decodeStorable(context.df.getInput()));
+        save(settleApproval(state, input.messageId, input.toolCallId, input.decision));
         return;
       }
       case 'pageStored': {

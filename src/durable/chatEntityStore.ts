@@ -85,6 +85,14 @@ export function durableChatStore(client: DurableClient, policy: RetryPolicy = DE
       const input = encodeStorable('input' in operation ? operation.input : undefined);
       await withRetries(`signalling '${operation.name}' to chat '${chatId}'`, () => client.signalEntity(chatEntityId(chatId), operation.name, input));
     },
+    async raiseTurnEvent(instanceId, eventName, data) {
+      try {
+        await withRetries(`raising '${eventName}' to turn '${instanceId}'`, () => client.raiseEvent(instanceId, eventName, data));
+      } catch (err) {
+        // No such instance (purged after it finished): the chat shows how the turn ended.
+        if (!(err instanceof Error && err.message.startsWith('No instance with ID'))) throw err;
+      }
+    },
     async purgeDeleted(chatId) {
       // An entity is an instance `@name@key` underneath; deleting its state leaves the instance's rows.
       await client.purgeInstanceHistory(chatEntityId(chatId).toString());

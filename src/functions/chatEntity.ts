@@ -6,14 +6,14 @@ import { CHAT_ENTITY_NAME, HISTORY_PAGE_ENTITY_NAME } from '../durable/chatEntit
 import { TODO_LIST_ENTITY_NAME } from '../durable/todoEntityStore';
 import { durableChatInstances } from '../durable/chatInstances';
 import { getTurnStreamStore } from '../storage/turnStreamTable';
-import { TOOL_NAMES } from '../tools/registry';
+import { APPROVAL_TOOL_NAMES, TOOL_NAMES } from '../tools/registry';
 
 const chat = chatEntity({
   instances: (context) => durableChatInstances(df.getClient(context)),
   streams: getTurnStreamStore,
   settings: () => {
-    const { historyTokenBudget, historyPageBytes, maxToolRounds } = getConfig().chat;
-    return { historyTokenBudget, historyPageBytes, maxToolRounds, allTools: TOOL_NAMES };
+    const { historyTokenBudget, historyPageBytes, maxToolRounds, approvalTimeoutMs } = getConfig().chat;
+    return { historyTokenBudget, historyPageBytes, maxToolRounds, allTools: TOOL_NAMES, approvalTools: APPROVAL_TOOL_NAMES, approvalTimeoutMs };
   },
   now: () => new Date(),
 });

@@ -1,5 +1,6 @@
 /**
- * HTTP starters of the chat entity: PUT/POST/GET/DELETE /api/chats/{chatId}. Thin adapters: they
+ * HTTP starters of the chat entity: PUT/POST/GET/DELETE /api/chats/{chatId}, and the controls of a
+ * running turn: POST /api/chats/{chatId}/approvals/{toolCallId} and POST /api/chats/{chatId}/cancel. Thin adapters: they
  * validate input, call the chat service (src/chat/service.ts) over the durable client, and map its
  * outcomes to responses; errors go through http/respond.ts.
  */
@@ -20,6 +21,8 @@ import { getModelClient } from '../model';
 import { getTurnStreamStore } from '../storage/turnStreamTable';
 import { TOOL_NAMES } from '../tools/registry';
 
+const MAX_REASON_CHARS = 1000;
+const TOOL_CALL_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
 // Reply ids are the message id + '.reply', tool steps '<id>.reply.<round>[.<call>]', and system
 // messages are 's-<digits>' (chat/state.ts), so client-chosen ids may not take those forms: a message
@@ -54,6 +57,18 @@ const readCreateBody = jsonBodyReader(
       instructions: textField('instructions', limits.maxMessageChars).optional(),
       tools: z.array(z.string().max(64)).max(64).optional(),
     }),
+);
+const readApprovalBody = jsonBodyReader(
+  () => getConfig().limits,
+  () =>
+    z.object({
+      approved: z.boolean(),
+      reason: z.string().max(MAX_REASON_CHARS).optional(),
+    }),
+);
+const readCancelBody = jsonBodyReader(
+  () => getConfig().limits,
+  () => z.object({ messageId: z.string().regex(MESSAGE_ID, MESSAGE_ID_RULE).optional() }),
 );
 const readPostBody = jsonBodyReader(
   () => getConfig().limits,
@@ -117,6 +132,24 @@ export function chatHandlers(service: ChatServiceFactory = durableChatService) {
       return jsonResponse(200, await service(context).view(chatId, newerThan));
     },
 
+    async answerApproval(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+      const chatId = parseChatId(request.params.chatId);
+      const toolCallId = request.params.toolCallId ?? '';
+      if (!TOOL_CALL_ID.test(toolCallId)) throw new BadRequestError('invalid_tool_call_id', 'The tool call id must be 1-128 of A-Z a-z 0-9 . _ : -.');
+      const body = await readApprovalBody(request);
+      const outcome = await service(context).answerApproval(chatId, toolCallId, { approved: body.approved, reason: body.reason });
+      if (outcome.status === 'pending') return jsonResponse(202, { chatId, toolCallId, status: 'pending' }, { Location: chatUrl(request, chatId), 'Retry-After': '1' });
+      return jsonResponse(200, { chatId, toolCallId, approved: outcome.approved, ...(body.reason === undefined ? {} : { reason: body.reason }) });
+    },
+
+    async cancel(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+      const chatId = parseChatId(request.params.chatId);
+      const body = await readCancelBody(request);
+      const outcome = await service(context).cancel(chatId, body.messageId);
+      const status = outcome.status === 'cancelled' ? 200 : 202;
+      return jsonResponse(status, { chatId, messageId: outcome.messageId, status: outcome.status }, status === 202 ? { Location: chatUrl(request, chatId), 'Retry-After': '1' } : {});
+    },
+
     async delete(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
       const chatId = parseChatId(request.params.chatId);
       const outcome = await service(context).delete(chatId);
@@ -131,4 +164,6 @@ const extraInputs = [df.input.durableClient()];
 app.http('createChat', { route, methods: ['PUT'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.create) });
 app.http('postToChat', { route, methods: ['POST'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.post) });
 app.http('getChat', { route, methods: ['GET'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.get) });
+app.http('answerApproval', { route: 'chats/{chatId}/approvals/{toolCallId}', methods: ['POST'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.answerApproval) });
+app.http('cancelTurn', { route: 'chats/{chatId}/cancel', methods: ['POST'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.cancel) });
 app.http('deleteChat', { route, methods: ['DELETE'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.delete) });

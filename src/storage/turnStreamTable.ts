@@ -2,7 +2,8 @@
  * Streamed turns in an Azure Table of the AzureWebJobsStorage account (Azurite locally; in Azure
  * through the app's managed identity, which has Storage Table Data Contributor for the task hub).
  * One partition per chat; a row per record, keyed `<messageId>~<attempt>~<seq>`, so a turn's records
- * are one key range and a chat's are one partition to delete.
+ * are one key range and a chat's are one partition to delete. A cancelled turn's stop request is a
+ * row `<messageId>~~stop` in the same range.
  */
 import { TableClient, TableTransaction, type TableEntity } from '@azure/data-tables';
 import { DefaultAzureCredential } from '@azure/identity';
@@ -53,6 +54,8 @@ function tableClient(storage: NonNullable<StreamStorage>): TableClient {
 }
 
 const turnPrefix = (messageId: string) => `${messageId}~`;
+// Among the turn's rows (so removed with them), after every record: attempt ids never start with '~'.
+const stopKey = (messageId: string) => `${messageId}~~stop`;
 // '~' + 1 = '\x7f': the first key after every key of the turn.
 const turnEnd = (messageId: string) => `${messageId}\x7f`;
 
@@ -111,6 +114,20 @@ export function tableTurnStreamStore(storage: NonNullable<StreamStorage>): TurnS
         }
       }
       return records;
+    },
+    async requestStop(chatId, messageId) {
+      await ready();
+      await client.upsertEntity({ partitionKey: chatId, rowKey: stopKey(messageId) }, 'Replace');
+    },
+    async stopRequested(chatId, messageId) {
+      await ready();
+      try {
+        await client.getEntity(chatId, stopKey(messageId));
+        return true;
+      } catch (err) {
+        if ((err as { statusCode?: unknown }).statusCode === 404) return false;
+        throw err;
+      }
     },
     async deleteTurn(chatId, messageId) {
       await ready();

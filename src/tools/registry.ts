@@ -13,6 +13,9 @@ export const TOOLS: readonly Tool[] = [getCurrentTime, addTodo, getTodos, remove
 
 export const TOOL_NAMES: readonly string[] = TOOLS.map((t) => t.name);
 
+/** The tools whose calls wait for a person's approval before they run. */
+export const APPROVAL_TOOL_NAMES: readonly string[] = TOOLS.filter((t) => t.needsApproval === true).map((t) => t.name);
+
 export function findTool(name: string): Tool | undefined {
   return TOOLS.find((t) => t.name === name);
 }

@@ -23,6 +23,8 @@ export const getTodos = defineTool({
 export const removeTodo = defineTool({
   name: 'remove_todo',
   description: "Removes a task from the user's todo list by its id.",
+  // Removing is the one tool that loses something: a person approves each call.
+  needsApproval: true,
   input: z.object({ id: z.number().int().positive().describe('The id get_todos or add_todo returned.') }),
   run: async ({ id }, ctx) => {
     const change = await ctx.todos.remove(ctx.chatId, ctx.toolCallId, id);

@@ -10,9 +10,9 @@ import { errors } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app';
 import { REPO_ROOT } from '../support/host';
-import { lastUserContent, type RecordedRequest } from '../support/model-server';
+import { lastMessage, lastUserContent, type RecordedRequest } from '../support/model-server';
 import { contentSecurityPolicy } from '../../src/functions/ui';
-import { launchChromium, waitForText, waitForTexts, type PageGlobals } from './chromium';
+import { launchChromium, waitForText, waitForTexts, type PageGlobals, type TextMatcher } from './chromium';
 
 const MESSAGES = '#messages .message .text';
 /** The history's system entry for the instructions a chat was created with (the page's default ones unless set). */
@@ -46,6 +46,7 @@ beforeEach(async () => {
   page.on('pageerror', (error) => pageErrors.push(error));
 });
 afterEach(async () => {
+  t.model.release(); // a test that failed while it held the model's requests
   await context?.close();
   // An exception thrown in the page is a bug even when the visible checks passed.
   expect(pageErrors.map((e) => e.message)).toEqual([]);
@@ -60,6 +61,21 @@ async function openChat(chatId: string, instructions?: string): Promise<void> {
   if (instructions !== undefined) await page.fill('#instructions', instructions);
   await page.click('#open');
   await waitForText(page, '#status', /^(Created|Reopened) chat /);
+}
+
+async function sendMessage(text: string): Promise<void> {
+  await page.fill('#message', text);
+  await page.press('#message', 'Enter');
+}
+
+/** A turn that adds "buy bread" (todo 1) with call `callId`; resolves to the texts of the conversation so far. */
+async function addBreadTurn(callId: string): Promise<TextMatcher[]> {
+  t.model.enqueue({ toolCalls: [{ id: callId, name: 'add_todo', arguments: { task: 'buy bread' } }] }, { reply: 'Added bread.' });
+  await sendMessage('Remind me to buy bread');
+  const texts = [instructionsEntry(), 'Remind me to buy bread', '→ add_todo({"task":"buy bread"})', /^✓ add_todo: \{"id":1,"task":"buy bread"/, 'Added bread.'];
+  await waitForTexts(page, MESSAGES, texts);
+  await waitForText(page, '#status', /up to date/);
+  return texts;
 }
 
 /** Resolves to 'requested' if the page sends a matching request within `ms`, else 'quiet'. */
@@ -202,10 +218,11 @@ describe('chat page', () => {
     t.model.enqueue({ toolCalls: [{ id: 'call_b1', name: 'add_todo', arguments: { task: 'buy bread' } }] }, { stream: ['Added ', 'bread.'], chunkDelayMs: 200 });
     await page.fill('#message', 'Remind me to buy bread');
     await page.press('#message', 'Enter');
-    // While the turn streams, the call shows in the reply bubble.
+    // While the turn streams, the call shows before the reply bubble, as a live step.
     await page.waitForFunction(() => {
       const { document } = globalThis as unknown as PageGlobals;
-      return (document.querySelector('#messages .message.assistant.streaming .text')?.textContent ?? '').includes('add_todo');
+      const live = document.querySelector('#messages .message.tool.live .text')?.textContent ?? '';
+      return live.includes('add_todo') && document.querySelector('#messages .message.assistant.pending') !== null;
     });
     const steps = [instructionsEntry(), 'Remind me to buy bread', '→ add_todo({"task":"buy bread"})', /^✓ add_todo: \{"id":1,"task":"buy bread"/, 'Added bread.'];
     await waitForTexts(page, MESSAGES, steps);
@@ -213,6 +230,153 @@ describe('chat page', () => {
     await openChat('browser-tools');
     await waitForTexts(page, MESSAGES, steps);
     expect(await page.locator('#messages .message.tool').count()).toBe(2);
+  });
+
+  it('asks before remove_todo runs; Approve runs it, and its result and the reply follow', async () => {
+    await openPage();
+    await openChat('browser-approve');
+    const first = await addBreadTurn('call_ab_add');
+
+    t.model.enqueue({ toolCalls: [{ id: 'call_ab_rm', name: 'remove_todo', arguments: { id: 1 } }] });
+    await sendMessage('I bought the bread');
+    // The turn pauses before the call runs: the call, Approve and Deny; Stop, as a turn runs.
+    const approve = page.locator('[data-approve="call_ab_rm"]');
+    await approve.waitFor();
+    expect(await page.textContent('[data-approval="call_ab_rm"] .text')).toBe('remove_todo({"id":1})');
+    expect(await page.isEnabled('[data-deny="call_ab_rm"]')).toBe(true);
+    await waitForText(page, '#messages .message.assistant.pending .text', 'Waiting for approval…');
+    expect(await page.isVisible('#stop')).toBe(true);
+    const modelCalls = t.model.requests.length;
+
+    // The turn's next model call waits (its answer scripted now: a held request has taken its
+    // behaviour already), so the answered box can be seen before the turn ends.
+    t.model.enqueue({ stream: ['Removed ', 'the bread.'] });
+    t.model.hold();
+    const answered = page.waitForResponse((r) => r.url().includes('/approvals/'));
+    await approve.click();
+    const response = await answered;
+    expect(response.request().postDataJSON()).toEqual({ approved: true });
+    expect(response.status()).toBe(200);
+    expect(await response.json()).toEqual({ chatId: 'browser-approve', toolCallId: 'call_ab_rm', approved: true });
+    expect(await page.isDisabled('[data-approve="call_ab_rm"]')).toBe(true);
+    expect(await page.isDisabled('[data-deny="call_ab_rm"]')).toBe(true);
+    await waitForText(page, '[data-approval="call_ab_rm"] .note', 'Approved: the tool runs.');
+    await t.model.waitForRequests(modelCalls + 1);
+    t.model.release();
+
+    // The tool ran, the model got its result, and the turn's stored steps replace the live ones.
+    const steps = [...first, 'I bought the bread', '→ remove_todo({"id":1})', /^✓ remove_todo \(approved\): \{"removed":\{"id":1,"task":"buy bread"/, 'Removed the bread.'];
+    await waitForTexts(page, MESSAGES, steps);
+    expect(lastMessage(t.model.requests.at(-1)!)).toMatchObject({ role: 'tool', tool_call_id: 'call_ab_rm' });
+    expect(await page.locator('[data-approval]').count()).toBe(0);
+    await waitForText(page, '#status', /up to date/);
+    expect(await page.isHidden('#stop')).toBe(true);
+
+    await page.reload();
+    await waitForText(page, '#status', /^Reopened chat browser-approve/);
+    await waitForTexts(page, MESSAGES, steps);
+  });
+
+  it('shows a pending approval when the chat is opened; Deny keeps the tool from running, and the reply follows', async () => {
+    await openPage();
+    await openChat('browser-deny');
+    const first = await addBreadTurn('call_bd_add');
+
+    t.model.enqueue({ toolCalls: [{ id: 'call_bd_rm', name: 'remove_todo', arguments: { id: 1 } }] });
+    await sendMessage('Forget the bread');
+    await page.locator('[data-deny="call_bd_rm"]').waitFor();
+
+    // A reload while the turn waits: the chat's runningTurn brings the question back.
+    await page.reload();
+    await waitForText(page, '#status', /^Reopened chat browser-deny/);
+    await waitForTexts(page, MESSAGES, [...first, 'Forget the bread', 'remove_todo({"id":1})', 'Waiting for approval…']);
+    expect(await page.isVisible('#stop')).toBe(true);
+
+    t.model.enqueue({ reply: 'Fine, I left it on your list.' });
+    const answered = page.waitForResponse((r) => r.url().includes('/approvals/'));
+    await page.click('[data-deny="call_bd_rm"]');
+    const response = await answered;
+    expect(response.request().postDataJSON()).toEqual({ approved: false });
+    expect(response.status()).toBe(200);
+    expect(await response.json()).toEqual({ chatId: 'browser-deny', toolCallId: 'call_bd_rm', approved: false });
+
+    const steps = [...first, 'Forget the bread', '→ remove_todo({"id":1})', /^⊘ remove_todo \(denied\): \{"error":"The user denied/, 'Fine, I left it on your list.'];
+    await waitForTexts(page, MESSAGES, steps);
+    expect(await page.locator('#messages .message.tool.denied').count()).toBe(1);
+    // The model was told the call did not run.
+    const told = lastMessage(t.model.requests.at(-1)!);
+    expect(told).toMatchObject({ role: 'tool', tool_call_id: 'call_bd_rm' });
+    expect(JSON.parse(told?.content ?? '')).toMatchObject({ error: expect.stringContaining('denied') });
+    await waitForText(page, '#status', /up to date/);
+    expect(await page.isHidden('#stop')).toBe(true);
+  });
+
+  it('shows an answer the chat had already taken as a note', async () => {
+    await openPage();
+    await openChat('browser-approval-settled');
+    t.model.enqueue({ toolCalls: [{ id: 'call_as_rm', name: 'remove_todo', arguments: { id: 7 } }] });
+    await sendMessage('Remove task 7');
+    await page.locator('[data-deny="call_as_rm"]').waitFor();
+
+    // Someone else approves first: the page's own answer, sent right after, is refused.
+    let elsewhere: { status: number; body: unknown } | undefined;
+    await page.route('**/approvals/**', async (route) => {
+      const other = await fetch(t.url('/api/chats/browser-approval-settled/approvals/call_as_rm'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ approved: true }) });
+      elsewhere = { status: other.status, body: await other.json() };
+      await route.continue();
+    });
+    t.model.hold();
+    const answered = page.waitForResponse((r) => r.url().includes('/approvals/'));
+    await page.click('[data-deny="call_as_rm"]');
+    const response = await answered;
+    expect(elsewhere).toEqual({ status: 200, body: { chatId: 'browser-approval-settled', toolCallId: 'call_as_rm', approved: true } });
+    expect(response.status()).toBe(409);
+    expect(await response.json()).toMatchObject({ error: { code: 'approval_settled', message: expect.stringContaining('already approved') } });
+    await waitForText(page, '[data-approval="call_as_rm"] .note', /^Not changed: .*already approved/);
+    expect(await page.getAttribute('[data-approval="call_as_rm"] .note', 'class')).not.toContain('error');
+    expect(await page.isDisabled('[data-approve="call_as_rm"]')).toBe(true);
+    t.model.release();
+
+    // The approved call ran (task 7 does not exist: a tool error the model sees), then the reply.
+    await waitForTexts(page, MESSAGES, [instructionsEntry(), 'Remove task 7', '→ remove_todo({"id":7})', /^✗ remove_todo \(approved\): \{"error":/, 'echo: Remove task 7']);
+  });
+
+  it('stops a streaming turn at Stop: its partial text stays, marked as stopped, and the next message is answered', async () => {
+    await openPage();
+    await openChat('browser-stop');
+    const story = Array.from({ length: 40 }, (_, i) => `word${i + 1} `);
+    t.model.enqueue({ stream: story, chunkDelayMs: 250 });
+    await sendMessage('Tell me a long story');
+    await page.waitForFunction(() => {
+      const { document } = globalThis as unknown as PageGlobals;
+      return (document.querySelector('#messages .message.assistant.streaming .text')?.textContent ?? '').includes('word2 ');
+    });
+    // A message queued behind the running turn.
+    await sendMessage('And then?');
+    await waitForTexts(page, MESSAGES, [instructionsEntry(), 'Tell me a long story', /^word1 word2 /, 'And then?', 'Thinking…']);
+
+    expect(await page.isVisible('#stop')).toBe(true);
+    const cancelled = page.waitForResponse((r) => r.url().includes('/cancel'));
+    await page.click('#stop');
+    const response = await cancelled;
+    expect(response.request().postDataJSON()).toEqual({ messageId: expect.stringMatching(/^ui-/) });
+    expect([200, 202]).toContain(response.status());
+    expect(await response.json()).toMatchObject({ chatId: 'browser-stop', messageId: response.request().postDataJSON().messageId, status: response.status() === 200 ? 'cancelled' : 'cancelling' });
+
+    const conversation = [instructionsEntry(), 'Tell me a long story', /^word1 word2 /, 'And then?', 'echo: And then?'];
+    await waitForTexts(page, MESSAGES, conversation);
+    const partial = (await page.textContent('#messages .message.cancelled .text')) ?? '';
+    expect(story.join('').startsWith(partial)).toBe(true);
+    expect(partial.length).toBeLessThan(story.join('').length);
+    expect(await page.textContent('#messages .message.cancelled .note')).toBe('⏹ Stopped.');
+    await waitForText(page, '#status', /up to date/);
+    expect(await page.isHidden('#stop')).toBe(true);
+
+    // Stored as the chat's record of the turn: a reload shows the same.
+    await page.reload();
+    await waitForText(page, '#status', /^Reopened chat browser-stop/);
+    await waitForTexts(page, MESSAGES, conversation);
+    expect(await page.textContent('#messages .message.cancelled .text')).toBe(partial);
   });
 
   it('shows markup in model output as literal text and never runs it', async () => {

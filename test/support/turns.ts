@@ -26,9 +26,12 @@ export interface TurnSettings {
   historyTokenBudget?: number;
   maxToolRounds?: number;
   allTools?: readonly string[];
+  approvalTools?: readonly string[];
+  approvalTimeoutMs?: number;
 }
 
 export const ALL_TOOLS = ['get_current_time', 'add_todo', 'get_todos', 'remove_todo'] as const;
+export const APPROVAL_TOOLS = ['remove_todo'] as const;
 
 export function turnOptions(settings: TurnSettings = {}): TurnOptions {
   const chatId = settings.chatId ?? 'c';
@@ -37,6 +40,8 @@ export function turnOptions(settings: TurnSettings = {}): TurnOptions {
     historyTokenBudget: settings.historyTokenBudget ?? 4_000,
     maxToolRounds: settings.maxToolRounds ?? 8,
     allTools: settings.allTools ?? ALL_TOOLS,
+    approvalTools: settings.approvalTools ?? APPROVAL_TOOLS,
+    approvalTimeoutMs: settings.approvalTimeoutMs ?? 86_400_000,
     instanceIdOf: (messageId) => `turn~${chatId}~${messageId}`,
   };
 }

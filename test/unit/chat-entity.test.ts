@@ -17,7 +17,7 @@ import { toChatView } from '../../src/chat/view';
 import { chatEntity, historyPageEntity, todoListEntity, type ChatEntityPorts } from '../../src/durable/chatEntities';
 import type { ChatInstances } from '../../src/durable/chatInstances';
 import type { TodoListState } from '../../src/tools/todoList';
-import { ALL_TOOLS } from '../support/turns';
+import { ALL_TOOLS, APPROVAL_TOOLS } from '../support/turns';
 
 interface BatchResult {
   entityExists: boolean;
@@ -70,11 +70,13 @@ const streams: TurnStreamStore = {
   append: async () => {},
   readAfter: async () => [],
   deleteTurn: async (chatId, messageId) => void deletedStreams.push(`${chatId}/${messageId}`),
+  requestStop: async () => {},
+  stopRequested: async () => false,
 };
 const ports: ChatEntityPorts = {
   instances: () => instances,
   streams: () => streams,
-  settings: () => ({ historyTokenBudget: 500, historyPageBytes: 4096, maxToolRounds: 3, allTools: ALL_TOOLS }),
+  settings: () => ({ historyTokenBudget: 500, historyPageBytes: 4096, maxToolRounds: 3, allTools: ALL_TOOLS, approvalTools: APPROVAL_TOOLS, approvalTimeoutMs: 60_000 }),
   now: () => new Date((ms += 1_000)),
 };
 
@@ -111,6 +113,8 @@ describe('chat entity through the SDK handler', () => {
         { role: 'user', content: 'one' },
       ],
       tools: [...ALL_TOOLS],
+      approvalTools: [...APPROVAL_TOOLS],
+      approvalTimeoutMs: 60_000,
       stream: false,
       userCreatedAt: state.recent.at(-1)?.createdAt,
       maxToolRounds: 3,

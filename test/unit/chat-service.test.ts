@@ -7,9 +7,23 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import { describe, expect, it } from 'vitest';
 import { ChatService, DEFAULT_WAIT_POLICY, type ChatOperation, type ChatServicePorts, type ChatStore } from '../../src/chat/service';
 import { confirmPage, cutPages, type HistoryPage } from '../../src/chat/history';
-import { acceptMessage, createOrUpdate, finishTurn, hasMessage, startNextTurn, type ChatState, type TurnPlan } from '../../src/chat/state';
+import { acceptMessage, awaitApprovals, createOrUpdate, finishTurn, hasMessage, settleApproval, startNextTurn, type ChatState, type TurnOutcome, type TurnPlan } from '../../src/chat/state';
+import { approvalAnswerSchema, CANCEL_EVENT } from '../../src/chat/turn';
 import { durableChatStore, isTransientDurableFailure, type DurableClient } from '../../src/durable/chatEntityStore';
-import { BadRequestError, ChatNotFoundError, ChatStoreUnavailableError, MessageNotAcceptedError, ModelFailedError, ModelNotConfiguredError, ModelTimeoutError } from '../../src/errors';
+import {
+  ApprovalNotFoundError,
+  ApprovalSettledError,
+  BadRequestError,
+  ChatNotFoundError,
+  ChatStoreUnavailableError,
+  MessageNotAcceptedError,
+  ModelFailedError,
+  ModelNotConfiguredError,
+  ModelTimeoutError,
+  NoRunningTurnError,
+  TurnCancelledError,
+  TurnFinishedError,
+} from '../../src/errors';
 import { chatHandlers } from '../../src/functions/chats';
 import { handleErrors } from '../../src/http/respond';
 import { decodeStorable, encodeStorable } from '../../src/durable/storableJson';
@@ -48,8 +62,12 @@ class MemoryChats {
       this.signals.push(operation.name);
       this.undelivered.push({ chatId, operation: JSON.parse(JSON.stringify(operation)) as ChatOperation });
     },
+    raiseTurnEvent: async (instanceId, eventName, data) => void this.turnEvents.push({ instanceId, eventName, data }),
     purgeDeleted: async (chatId) => void this.purgedDeleted.push(chatId),
   };
+
+  /** Events raised to turns' orchestrations and not yet delivered: delivered with the signals. */
+  private turnEvents: { instanceId: string; eventName: string; data: unknown }[] = [];
 
   readonly now = () => this.clock;
 
@@ -86,13 +104,34 @@ class MemoryChats {
   deliver(): number {
     if (this.holdSignals) return 0;
     const due = this.undelivered.splice(0);
+    const events = this.turnEvents.splice(0);
     for (const { chatId, operation } of due) {
       const state = this.chats.get(chatId);
       if (operation.name === 'create') this.save(chatId, createOrUpdate(state, operation.input, new Date(this.clock)));
       else if (operation.name === 'delete') this.chats.delete(chatId);
       else if (state !== undefined) this.save(chatId, this.startIfIdle(chatId, acceptMessage(state, operation.input, new Date(this.clock))));
     }
-    return due.length;
+    for (const event of events) this.deliverTurnEvent(event);
+    return due.length + events.length;
+  }
+
+  /**
+   * What a turn's orchestration does with an event: a cancel ends the turn as cancelled (keeping the
+   * text it had), an answer decides its approval; events for turns that ended are dropped.
+   */
+  private deliverTurnEvent({ instanceId, eventName, data }: { instanceId: string; eventName: string; data: unknown }): void {
+    for (const [chatId, state] of this.chats) {
+      const turn = state.turn;
+      if (turn?.instanceId !== instanceId) continue;
+      if (eventName === CANCEL_EVENT) {
+        const outcome: TurnOutcome = { messageId: turn.messageId, rounds: [], end: { kind: 'cancelled', partialText: 'Half an ans' }, totalTokens: 0 };
+        this.save(chatId, this.startIfIdle(chatId, finishTurn(state, outcome, new Date(this.clock))));
+        return;
+      }
+      const approval = turn.approvals?.find((a) => a.event === eventName);
+      const answer = approvalAnswerSchema.parse(data);
+      if (approval !== undefined) this.save(chatId, settleApproval(state, turn.messageId, approval.toolCallId, { ...answer, by: 'user' }));
+    }
   }
 
   /** Ends every running turn with the scripted model's answer, and the turns queued behind them; returns how many. */
@@ -418,6 +457,91 @@ const status = (code: number) => new Error(`The operation failed with an unexpec
 const connection = (code: string) => Object.assign(new Error(`connect ${code}`), { code });
 const noPause = async () => {};
 
+describe('ChatService approvals and cancel', () => {
+  const removeCall = { id: 't1', name: 'remove_todo', arguments: '{"id":1}' };
+
+  /** A chat whose turn of message 'k' waits for the approval of `removeCall`. */
+  async function waitingForApproval() {
+    const memory = new MemoryChats();
+    memory.finishTurnsOnHint = false;
+    let answerIds = 0;
+    const service = serviceOver(memory, { ports: { newMessageId: () => `answer-${++answerIds}` } });
+    await service.create('c', {});
+    await service.post('c', 'remove the first todo', 'k', 0);
+    const state = memory.chats.get('c') as ChatState;
+    const request = { toolCallId: removeCall.id, name: removeCall.name, arguments: removeCall.arguments, round: 1, event: 'approval-1', requestedAt: '2026-01-15T22:00:00.000Z', expiresAt: '2026-01-16T22:00:00.000Z' };
+    memory.chats.set('c', awaitApprovals(state, 'k', [request]));
+    return { memory, service };
+  }
+
+  it('records an answer once the chat shows that it decided the call, and shows the turn waiting until then', async () => {
+    const { memory, service } = await waitingForApproval();
+    expect((await service.view('c', undefined)).runningTurn).toMatchObject({ messageId: 'k', status: 'waiting_for_approval', pendingApprovals: [{ toolCallId: 't1', name: 'remove_todo', arguments: '{"id":1}' }] });
+    expect(await service.answerApproval('c', 't1', { approved: false, reason: 'keep it' })).toEqual({ status: 'recorded', approved: false });
+    expect(memory.chats.get('c')?.turn?.approvals?.[0]?.decision).toEqual({ approved: false, by: 'user', reason: 'keep it', answerId: 'answer-1' });
+    expect((await service.view('c', undefined)).runningTurn).toMatchObject({ status: 'running' });
+  });
+
+  it('refuses a second answer 409 with the decision, whichever way it goes, and changes nothing', async () => {
+    const { memory, service } = await waitingForApproval();
+    await service.answerApproval('c', 't1', { approved: true });
+    const before = JSON.stringify(memory.chats.get('c'));
+    const second = await service.answerApproval('c', 't1', { approved: false }).catch((e: unknown) => e);
+    expect(second).toBeInstanceOf(ApprovalSettledError);
+    expect((second as ApprovalSettledError).body).toEqual({ decision: { approved: true, by: 'user' } });
+    expect(JSON.stringify(memory.chats.get('c'))).toBe(before);
+  });
+
+  it('refuses an answer that lost the race to another 409, though the chat shows a decision', async () => {
+    const { memory, service } = await waitingForApproval();
+    memory.chats.set('c', settleApproval(memory.chats.get('c') as ChatState, 'k', 't1', { approved: false, by: 'timeout' }));
+    await expect(service.answerApproval('c', 't1', { approved: true })).rejects.toThrow(/expired/);
+  });
+
+  it('answers 404 for an unknown call, another chat’s call, or an unknown chat, and raises nothing', async () => {
+    const { memory, service } = await waitingForApproval();
+    await service.create('other', {});
+    await expect(service.answerApproval('c', 'nope', { approved: true })).rejects.toBeInstanceOf(ApprovalNotFoundError);
+    await expect(service.answerApproval('other', 't1', { approved: true })).rejects.toBeInstanceOf(ApprovalNotFoundError);
+    await expect(service.answerApproval('gone', 't1', { approved: true })).rejects.toBeInstanceOf(ChatNotFoundError);
+    expect(memory.chats.get('c')?.turn?.approvals?.[0]?.decision).toBeUndefined();
+  });
+
+  it('answers pending when the turn has not decided within the wait', async () => {
+    const { memory, service } = await waitingForApproval();
+    memory.holdSignals = true;
+    expect(await service.answerApproval('c', 't1', { approved: true })).toEqual({ status: 'pending' });
+  });
+
+  it('cancels the running turn: the chat records it, a post of its message says so, and the queued message runs next', async () => {
+    const { memory, service } = await waitingForApproval();
+    await service.post('c', 'next', 'k2', 0);
+    expect(await service.cancel('c', undefined)).toEqual({ messageId: 'k', status: 'cancelled' });
+    const state = memory.chats.get('c') as ChatState;
+    expect(state.recent.find((m) => m.id === 'k.reply')).toMatchObject({ status: 'cancelled', content: 'Half an ans' });
+    expect(state.turn?.messageId).toBe('k2');
+    await expect(service.post('c', 'remove the first todo', 'k', 5_000)).rejects.toBeInstanceOf(TurnCancelledError);
+    // Cancelling it again is what it was; a finished turn or nothing running is 409.
+    expect(await service.cancel('c', 'k')).toEqual({ messageId: 'k', status: 'cancelled' });
+    memory.finishTurns();
+    await expect(service.cancel('c', 'k2')).rejects.toBeInstanceOf(TurnFinishedError);
+    await expect(service.cancel('c', undefined)).rejects.toBeInstanceOf(NoRunningTurnError);
+  });
+
+  it('refuses to cancel a queued message’s turn before it starts, and leaves the queue as it is', async () => {
+    const { memory, service } = await waitingForApproval();
+    await service.post('c', 'next', 'k2', 0);
+    await expect(service.cancel('c', 'k2')).rejects.toThrow(/queued/);
+    expect(memory.chats.get('c')?.queue.map((m) => m.id)).toEqual(['k2']);
+  });
+
+  it('answers cancelling when the turn has not stopped within the wait', async () => {
+    const { memory, service } = await waitingForApproval();
+    memory.holdSignals = true;
+    expect(await service.cancel('c', undefined)).toEqual({ messageId: 'k', status: 'cancelling' });
+  });
+});
+
 describe('durableChatStore', () => {
   it('retries 5xx answers and broken connections, then returns the result', async () => {
     const { client, calls } = flakyClient([status(500), connection('ECONNRESET'), status(503)]);
@@ -450,7 +574,7 @@ describe('chat handlers', () => {
     const unavailable = async (): Promise<never> => {
       throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
     };
-    const down: ChatStore = { read: unavailable, readPage: unavailable, signal: unavailable, purgeDeleted: unavailable };
+    const down: ChatStore = { read: unavailable, readPage: unavailable, signal: unavailable, raiseTurnEvent: unavailable, purgeDeleted: unavailable };
     const service = () => new ChatService({ store: down, changed: async () => false, now: Date.now, requireModel: () => {}, newMessageId: () => 'id', tools: ALL_TOOLS });
     const handlers = chatHandlers(service);
     const url = 'http://localhost:7071/api/chats/c';
@@ -459,9 +583,11 @@ describe('chat handlers', () => {
       ['post', 'POST', '{"message":"hi"}'],
       ['get', 'GET', undefined],
       ['delete', 'DELETE', undefined],
+      ['answerApproval', 'POST', '{"approved":true}'],
+      ['cancel', 'POST', undefined],
     ];
     for (const [name, method, body] of requests) {
-      const request = new HttpRequest({ url, method, params: { chatId: 'c' }, body: body === undefined ? undefined : { string: body } });
+      const request = new HttpRequest({ url, method, params: { chatId: 'c', toolCallId: 't1' }, body: body === undefined ? undefined : { string: body } });
       const response = (await handleErrors(handlers[name])(request, new InvocationContext())) as HttpResponseInit;
       expect({ name, status: response.status, headers: response.headers, body: response.jsonBody }).toMatchObject({
         name,

@@ -61,7 +61,7 @@ describe('toChatView', () => {
       { id: 'm4', content: 'next', acceptedAt: '2026-01-15T22:00:05.000Z' },
       { id: 'm5', content: 'after', acceptedAt: '2026-01-15T22:00:06.000Z' },
     ]);
-    expect(view.runningTurn).toEqual({ messageId: 'm3', startedAt: '2026-01-15T22:00:04.000Z' });
+    expect(view.runningTurn).toEqual({ messageId: 'm3', startedAt: '2026-01-15T22:00:04.000Z', status: 'running' });
     expect(view.tools).toEqual(['get_current_time']);
     // A copy: a client changing the view does not change the chat.
     view.tools.push('x');

@@ -7,7 +7,7 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config.model.endpoint).toBeUndefined();
     expect(config.model).toMatchObject({ timeoutMs: 60_000, maxRetries: 3, maxCompletionTokens: 1000, tokenLimitParameter: 'max_completion_tokens' });
-    expect(config.chat).toEqual({ historyTokenBudget: 4000, replyWaitSeconds: 30, historyPageBytes: 24576, maxToolRounds: 8 });
+    expect(config.chat).toEqual({ historyTokenBudget: 4000, replyWaitSeconds: 30, historyPageBytes: 24576, maxToolRounds: 8, approvalTimeoutMs: 86_400_000 });
     expect(config.limits).toEqual({ maxBodyBytes: 262144, maxMessageChars: 32000 });
   });
 

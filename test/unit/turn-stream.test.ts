@@ -16,6 +16,7 @@ import {
 function memoryStreams() {
   const rows = new Map<string, TurnStreamRecord[]>();
   let appends = 0;
+  const stops = new Set<string>();
   const store: TurnStreamStore = {
     async append(chatId, messageId, records) {
       appends++;
@@ -27,6 +28,13 @@ function memoryStreams() {
     },
     async deleteTurn(chatId, messageId) {
       rows.delete(`${chatId}/${messageId}`);
+      stops.delete(`${chatId}/${messageId}`);
+    },
+    async requestStop(chatId, messageId) {
+      stops.add(`${chatId}/${messageId}`);
+    },
+    async stopRequested(chatId, messageId) {
+      return stops.has(`${chatId}/${messageId}`);
     },
   };
   return { store, rows, appends: () => appends };
@@ -377,6 +385,8 @@ describe('TurnStreamPublisher', () => {
       },
       readAfter: async () => [],
       deleteTurn: async () => {},
+      requestStop: async () => {},
+      stopRequested: async () => false,
     };
     const publisher = new TurnStreamPublisher(failing, 'c', 'm1', 'a1', () => {});
     publisher.start(1, at, []);

@@ -6,13 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import type { ToolCallRecord, ToolResult, TurnOutcome, TurnPlan } from '../../src/chat/state';
 import { modelStepInputSchema, toolStepInputSchema, TurnProgress, type ModelStepInput, type ModelStepOutput } from '../../src/chat/turn';
-import { runModelStep } from '../../src/chat/turnSteps';
+import { runModelStep, runStopStep } from '../../src/chat/turnSteps';
 import type { TurnStreamRecord, TurnStreamStore } from '../../src/chat/turnStream';
 import { decodeStorable, encodeStorable } from '../../src/durable/storableJson';
-import { MODEL_STEP_ACTIVITY, TOOL_STEP_ACTIVITY, turnInstanceId, turnOrchestrator } from '../../src/durable/turnOrchestration';
+import { MODEL_STEP_ACTIVITY, STOP_STEP_ACTIVITY, TOOL_STEP_ACTIVITY, turnInstanceId, turnOrchestrator } from '../../src/durable/turnOrchestration';
 import { ModelFailedError, ModelTimeoutError } from '../../src/errors';
 import type { CompletionChunk, CompletionRequest, ModelClient } from '../../src/model/client';
-import { runOrchestration, type ActivityCall } from '../support/orchestration';
+import { runOrchestration, type ActivityCall, type EpisodeScript, type Pending } from '../support/orchestration';
 
 const plan: TurnPlan = {
   chatId: 'c',
@@ -22,6 +22,8 @@ const plan: TurnPlan = {
     { role: 'user', content: 'What time is it, and what is on my list?' },
   ],
   tools: ['get_current_time', 'get_todos'],
+  approvalTools: [],
+  approvalTimeoutMs: 60_000,
   stream: false,
   userCreatedAt: '2026-01-15T22:00:01.000Z',
   maxToolRounds: 8,
@@ -167,12 +169,165 @@ describe('turn orchestration', () => {
   });
 });
 
+describe('turn orchestration: approvals and cancel', () => {
+  const removeCall: ToolCallRecord = { id: 'call-r', name: 'remove_todo', arguments: '{"id":1}' };
+  const approvalPlan: TurnPlan = { ...plan, tools: ['get_current_time', 'remove_todo'], approvalTools: ['remove_todo'] };
+
+  /**
+   * Runs a turn whose first reply calls `calls` and whose second answers 'Done.'; `script` decides
+   * each episode (events, timers, which activities complete). Returns what ran and what was signalled.
+   */
+  async function runScripted(calls: ToolCallRecord[], script: (pending: Pending) => EpisodeScript, model?: (step: ModelStepInput) => ModelStepOutput) {
+    const timeline: Pending[] = [];
+    const run = await runOrchestration(
+      turnOrchestrator,
+      encodeStorable(approvalPlan),
+      (name, input) => {
+        if (name === MODEL_STEP_ACTIVITY) {
+          const stepInput = modelStepInputSchema.parse(decodeStorable(input));
+          return encodeStorable(model?.(stepInput) ?? (stepInput.round === 1 ? callTools(calls, 'Let me do that.') : answer('Done.')));
+        }
+        if (name === TOOL_STEP_ACTIVITY) return encodeStorable(resultOf(toolStepInputSchema.parse(decodeStorable(input)).call));
+        if (name === STOP_STEP_ACTIVITY) return null;
+        throw new Error(`unknown activity ${name}`);
+      },
+      {
+        instanceId: turnInstanceId('c', 'm1'),
+        script: (pending) => {
+          timeline.push(pending);
+          return script(pending);
+        },
+      },
+    );
+    expect(run.error).toBeUndefined();
+    const signals = run.signals.map((sig) => ({ operation: sig.operation, input: decodeStorable(sig.input) as Record<string, unknown> }));
+    const outcome = signals.find((sig) => sig.operation === 'finishTurn')?.input as unknown as TurnOutcome;
+    const ranTools = run.calls.filter((c) => c.name === TOOL_STEP_ACTIVITY).map((c) => (decodeStorable(c.input) as { call: ToolCallRecord }).call.id);
+    return { run, signals, outcome, ranTools, timeline };
+  }
+
+  /** Raises `name` once, when the orchestration first waits for it with nothing else to do. */
+  function answerWhenAsked(name: string, data: unknown) {
+    let raised = false;
+    return (pending: Pending): EpisodeScript => {
+      if (!raised && pending.activities.length === 0 && pending.events.includes(name)) {
+        raised = true;
+        return { raise: [{ name, data }] };
+      }
+      return {};
+    };
+  }
+
+  it('asks for the approval of a call that needs it, runs it once approved, and cancels the expiry timer', async () => {
+    const { signals, outcome, ranTools, timeline } = await runScripted([removeCall, timeCall], answerWhenAsked('approval-1', { approved: true, answerId: 'x1' }));
+    expect(signals.map((sig) => sig.operation)).toEqual(['awaitApprovals', 'settleApproval', 'finishTurn']);
+    expect(signals[0]?.input).toEqual({
+      messageId: 'm1',
+      approvals: [{ toolCallId: 'call-r', name: 'remove_todo', arguments: '{"id":1}', round: 1, event: 'approval-1', requestedAt: expect.any(String), expiresAt: expect.any(String) }],
+    });
+    const approvals = signals[0]?.input.approvals as { requestedAt: string; expiresAt: string }[];
+    expect(Date.parse(approvals[0]?.expiresAt ?? '') - Date.parse(approvals[0]?.requestedAt ?? '')).toBe(approvalPlan.approvalTimeoutMs);
+    expect(signals[1]?.input).toEqual({ messageId: 'm1', toolCallId: 'call-r', decision: { approved: true, by: 'user', answerId: 'x1' } });
+    // Nothing ran before the answer; then both calls ran, each once.
+    expect(ranTools.sort()).toEqual(['call-1', 'call-r']);
+    expect(outcome.rounds[0]?.results).toEqual([{ ...resultOf(removeCall), approval: { approved: true, by: 'user', answerId: 'x1' } }, resultOf(timeCall)]);
+    expect(outcome.end).toEqual({ kind: 'replied', text: 'Done.' });
+    // The timer that lost was cancelled: it was pending while the turn waited, and no longer after.
+    expect(timeline.some((p) => p.timers.length === 1)).toBe(true);
+    expect(timeline.at(-1)?.timers).toEqual([]);
+  });
+
+  it('tells the model a denied call was denied, with the reason, and does not run it', async () => {
+    const seen: ModelStepInput[] = [];
+    const { signals, outcome, ranTools } = await runScripted([removeCall, timeCall], answerWhenAsked('approval-1', { approved: false, reason: 'keep it' }), (stepInput) => {
+      seen.push(stepInput);
+      return stepInput.round === 1 ? callTools([removeCall, timeCall], 'Let me do that.') : answer('I left it.');
+    });
+    expect(ranTools).toEqual(['call-1']);
+    expect(signals[1]?.input.decision).toEqual({ approved: false, by: 'user', reason: 'keep it' });
+    const denied = outcome.rounds[0]?.results[0];
+    expect(denied).toMatchObject({ toolCallId: 'call-r', failed: true, approval: { approved: false, by: 'user' } });
+    expect(JSON.parse(denied?.content ?? '{}')).toEqual({ error: 'The user denied this tool call; it did not run.', reason: 'keep it' });
+    expect(seen[1]?.previousResults[0]).toEqual(denied);
+    expect(outcome.end).toEqual({ kind: 'replied', text: 'I left it.' });
+  });
+
+  it('counts a call nobody answered in time as denied when its timer fires', async () => {
+    const { signals, outcome, ranTools } = await runScripted([removeCall], (pending) => (pending.activities.length === 0 && pending.timers.length > 0 ? { fireTimers: pending.timers.map((t) => t.seq) } : {}));
+    expect(ranTools).toEqual([]);
+    expect(signals[1]?.input.decision).toEqual({ approved: false, by: 'timeout' });
+    expect(JSON.parse(outcome.rounds[0]?.results[0]?.content ?? '{}')).toEqual({ error: 'No one approved this tool call in time; it did not run.' });
+    expect(outcome.end).toEqual({ kind: 'replied', text: 'Done.' });
+  });
+
+  it('takes answers to later calls that came while an earlier call waited', async () => {
+    const second: ToolCallRecord = { ...removeCall, id: 'call-r2', arguments: '{"id":2}' };
+    let raised = false;
+    const { signals, ranTools } = await runScripted([removeCall, second], (pending) => {
+      if (raised || pending.activities.length > 0) return {};
+      raised = true;
+      return { raise: [{ name: 'approval-2', data: { approved: true } }, { name: 'approval-1', data: { approved: false } }] };
+    });
+    expect(signals.filter((sig) => sig.operation === 'settleApproval').map((sig) => [sig.input.toolCallId, (sig.input.decision as { approved: boolean }).approved])).toEqual([
+      ['call-r', false],
+      ['call-r2', true],
+    ]);
+    expect(ranTools).toEqual(['call-r2']);
+  });
+
+  it('ends a turn cancelled while it waits for approval as cancelled, running none of the round’s calls', async () => {
+    const { signals, outcome, ranTools, run } = await runScripted([removeCall, timeCall], answerWhenAsked('cancel', {}));
+    expect(ranTools).toEqual([]);
+    expect(run.calls.filter((c) => c.name === MODEL_STEP_ACTIVITY)).toHaveLength(1);
+    expect(signals.map((sig) => sig.operation)).toEqual(['awaitApprovals', 'settleApproval', 'finishTurn']);
+    expect(signals[1]?.input.decision).toEqual({ approved: false, by: 'cancel' });
+    expect(outcome.rounds[0]?.results.map((r) => [r.toolCallId, r.failed])).toEqual([
+      ['call-r', true],
+      ['call-1', true],
+    ]);
+    expect(outcome.end).toEqual({ kind: 'cancelled', partialText: '' });
+  });
+
+  it('stops a model call when its turn is cancelled, and keeps the text it had produced', async () => {
+    let raised = false;
+    const { outcome, run } = await runScripted(
+      [],
+      () => {
+        if (raised) return {};
+        raised = true;
+        // The cancel comes while the model step runs: it is held back until the stop step has run.
+        return { raise: [{ name: 'cancel', data: {} }], complete: [] };
+      },
+      () => ({ ok: false, code: 'cancelled', message: 'The turn was cancelled.', partialText: 'Half an ans', totalTokens: 2 }),
+    );
+    // The stop step was scheduled while the model step ran; both completed afterwards.
+    expect(run.calls.map((c) => [c.name, c.episode])).toEqual([
+      [MODEL_STEP_ACTIVITY, 1],
+      [STOP_STEP_ACTIVITY, 2],
+    ]);
+    expect(outcome).toMatchObject({ rounds: [], end: { kind: 'cancelled', partialText: 'Half an ans' }, totalTokens: 2 });
+  });
+
+  it('lets tool calls that started finish when the turn is cancelled, and asks the model nothing more', async () => {
+    let raised = false;
+    const { outcome, run, ranTools } = await runScripted([timeCall], (pending) => {
+      if (raised || !pending.activities.some((a) => a.name === TOOL_STEP_ACTIVITY)) return {};
+      raised = true;
+      return { raise: [{ name: 'cancel', data: {} }], complete: [] };
+    });
+    expect(ranTools).toEqual(['call-1']);
+    expect(run.calls.filter((c) => c.name === MODEL_STEP_ACTIVITY)).toHaveLength(1);
+    expect(outcome.rounds[0]?.results).toEqual([resultOf(timeCall)]);
+    expect(outcome.end).toEqual({ kind: 'cancelled', partialText: '' });
+  });
+});
+
 describe('TurnProgress', () => {
   it('counts tokens over every model call and carries each round’s attempt', () => {
     const turn = new TurnProgress({ ...plan, stream: true });
     expect(turn.done).toBe(false);
     expect(turn.afterModel({ ...callTools([timeCall], 'a', 3), streamAttempt: 'a1' }, plan.tools)).toEqual([timeCall]);
-    turn.afterTools([resultOf(timeCall)]);
+    turn.afterTools([timeCall], [resultOf(timeCall)]);
     expect(turn.nextModelStep()).toMatchObject({ round: 2, previousResults: [resultOf(timeCall)] });
     expect(turn.afterModel({ ...answer('b', 4), streamAttempt: 'a2' }, plan.tools)).toEqual([]);
     expect(turn.done).toBe(true);
@@ -209,17 +364,54 @@ function fakeModel(reply: { text?: string; toolCalls?: ToolCallRecord[]; failAft
 
 function memoryStreams() {
   const records: TurnStreamRecord[] = [];
+  const stop = { requested: false };
   const store: TurnStreamStore = {
     append: async (_chatId, _messageId, more) => void records.push(...more),
     readAfter: async () => [...records],
     deleteTurn: async () => {},
+    requestStop: async () => void (stop.requested = true),
+    stopRequested: async () => stop.requested,
   };
-  return { store, records };
+  return { store, records, stop };
 }
 
 const step: ModelStepInput = { chatId: 'c', messageId: 'm1', round: 1, prompt: plan.prompt, tools: [], stream: false, userCreatedAt: plan.userCreatedAt, previousResults: [] };
 
 describe('runModelStep', () => {
+  it('stops a streamed call once its turn’s stop is requested, answering with the text so far', async () => {
+    const streams = memoryStreams();
+    let release: () => void = () => {};
+    const client: ModelClient = {
+      complete: async () => {
+        throw new Error('not used');
+      },
+      async stream() {
+        return (async function* (): AsyncGenerator<CompletionChunk> {
+          yield { type: 'delta', text: 'Half ' };
+          yield { type: 'delta', text: 'an ans' };
+          await new Promise<void>((resolve) => (release = resolve));
+          yield { type: 'delta', text: 'wer never sent' };
+        })();
+      },
+    };
+    const running = runModelStep({ ...step, stream: true }, { model: () => client, streams: streams.store, announce: () => {}, now: () => 1_000 });
+    await runStopStep({ chatId: 'c', messageId: 'm1' }, { streams: streams.store });
+    const output = await running;
+    release();
+    expect(output).toMatchObject({ ok: false, code: 'cancelled', partialText: 'Half an ans' });
+    expect(streams.records.at(-1)).toMatchObject({ kind: 'end' });
+  });
+
+  it('stops a call that is not streamed too, with no text', async () => {
+    const streams = memoryStreams();
+    streams.stop.requested = true;
+    const client: ModelClient = {
+      complete: () => new Promise(() => {}),
+      stream: () => new Promise(() => {}),
+    };
+    expect(await runModelStep(step, { model: () => client, streams: streams.store, announce: () => {}, now: () => 0 })).toMatchObject({ ok: false, code: 'cancelled', partialText: '' });
+  });
+
   it('calls the model with the tools of the step as JSON Schema specs, and none at all when none are offered', async () => {
     const model = fakeModel({ text: 'ok', toolCalls: [timeCall] });
     const ports = { model: () => model.client, streams: undefined, announce: () => {}, now: () => 0 };
