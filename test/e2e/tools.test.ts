@@ -28,6 +28,7 @@ interface View {
   recentMessages: Message[];
   tools: string[];
   pendingMessages: unknown[];
+  runningTurn?: { status: string };
 }
 
 let t: TestApp;
@@ -114,7 +115,12 @@ describe('tools', () => {
         { id: 'call_e4', name: 'launch_rockets', arguments: {} },
       ],
     });
-    const response = await post('tools-errors', 'do odd things', 'te-1');
+    const posting = post('tools-errors', 'do odd things', 'te-1');
+    // remove_todo needs approval (approvals.test.ts): approved, it runs and throws.
+    await pollUntil('remove_todo to wait for approval', async () => (await view('tools-errors')).runningTurn?.status === 'waiting_for_approval' || undefined);
+    const approved = await fetch(t.url('/api/chats/tools-errors/approvals/call_e1'), { method: 'POST', headers: json, body: '{"approved":true}' });
+    expect(approved.status).toBe(200);
+    const response = await posting;
     expect(response.status).toBe(200);
     const results = turnOf(await view('tools-errors'), 'te-1').filter((m) => m.role === 'tool');
     expect(results.map((m) => [m.toolCallId, m.status])).toEqual([
