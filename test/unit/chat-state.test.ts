@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
   acceptMessage,
+  awaitApprovals,
   buildPrompt,
   createOrUpdate,
   DEFAULT_INSTRUCTIONS,
   finishTurn,
   hasMessage,
   replyTo,
+  settleApproval,
   startNextTurn,
   type ChatState,
   type ToolRound,
@@ -305,6 +307,41 @@ describe('buildPrompt (history window)', () => {
       recent: [{ id: 'a', role: 'user', content: 'long '.repeat(500), createdAt: t0.toISOString(), tokens: countMessageTokens('long '.repeat(500)) }],
     };
     expect(buildPrompt(state, 100).map((m) => m.role)).toEqual(['system', 'user']);
+  });
+
+  it('records a cancelled turn with the text it kept; a call it did not run is failed, a denied one denied, and neither reply is prompted again', () => {
+    const denied = { approved: false, by: 'user' as const, reason: 'no' };
+    const script: TurnScript = () => ({
+      rounds: [{ ...round, results: [{ ...(round.results[0] as ToolRound['results'][number]), failed: true, approval: denied }, { ...(round.results[1] as ToolRound['results'][number]), failed: true, approval: { approved: false, by: 'cancel' } }] }],
+      end: { kind: 'cancelled', partialText: 'I was say' },
+    });
+    const { state } = chatWith(['What time is it?'], { script });
+    expect(state.recent.slice(2).map((m) => [m.id, m.status, m.approval?.by])).toEqual([
+      ['m0.reply.1', undefined, undefined],
+      ['m0.reply.1.1', 'denied', 'user'],
+      ['m0.reply.1.2', 'failed', 'cancel'],
+      ['m0.reply', 'cancelled', undefined],
+    ]);
+    expect(replyTo(state, 'm0')).toMatchObject({ content: 'I was say', errorCode: 'cancelled' });
+    expect(state.turn).toBeUndefined();
+    const { plan } = runTurn(state, { messageId: 'm1', message: 'and now?' }, echo, clock(new Date('2026-01-16T00:00:00Z')));
+    expect(plan?.prompt.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool', 'tool', 'user']);
+    expect(parseChatState(JSON.parse(JSON.stringify(state)), 'c')).toEqual(state);
+  });
+
+  it('keeps the approvals a running turn waits for, the first decision of each, and nothing for another turn', () => {
+    const now = clock();
+    const { state: started } = startNextTurn(acceptMessage(createOrUpdate(undefined, {}, t0), { messageId: 'a', message: 'one' }, now()), turnOptions(), now());
+    const request = { toolCallId: 'call-9', name: 'remove_todo', arguments: '{"id":1}', round: 1, event: 'approval-1', requestedAt: t0.toISOString(), expiresAt: '2026-01-16T22:00:00.000Z' };
+    const waiting = awaitApprovals(started, 'a', [request]);
+    expect(waiting.turn?.approvals).toEqual([request]);
+    expect(awaitApprovals(waiting, 'a', [request])).toBe(waiting);
+    expect(awaitApprovals(started, 'b', [request])).toBe(started);
+    const decided = settleApproval(waiting, 'a', 'call-9', { approved: true, by: 'user', answerId: 'x' });
+    expect(decided.turn?.approvals?.[0]?.decision).toEqual({ approved: true, by: 'user', answerId: 'x' });
+    expect(settleApproval(decided, 'a', 'call-9', { approved: false, by: 'timeout' })).toBe(decided);
+    expect(settleApproval(waiting, 'b', 'call-9', { approved: false, by: 'timeout' })).toBe(waiting);
+    expect(parseChatState(JSON.parse(JSON.stringify(decided)), 'c')).toEqual(decided);
   });
 
   it('carries earlier tool rounds as assistant tool calls and tool results; a failed reply is left out, its tool steps are not', () => {

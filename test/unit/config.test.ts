@@ -61,4 +61,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MAX_TOOL_ROUNDS: '101' })).toThrow(/MAX_TOOL_ROUNDS/);
     expect(loadConfig({ MAX_TOOL_ROUNDS: '0' }).chat.maxToolRounds).toBe(0);
   });
+
+  it('reads TOOL_APPROVAL_TIMEOUT as seconds or a number with a unit, from 1 s to 30 days', () => {
+    const timeout = (value: string) => loadConfig({ TOOL_APPROVAL_TIMEOUT: value }).chat.approvalTimeoutMs;
+    expect(timeout('90')).toBe(90_000);
+    expect(timeout('1.5s')).toBe(1_500);
+    expect(timeout('2500ms')).toBe(2_500);
+    expect(timeout('15m')).toBe(900_000);
+    expect(timeout('12h')).toBe(43_200_000);
+    expect(timeout('30d')).toBe(30 * 86_400_000);
+    for (const bad of ['0', '500ms', '31d', 'soon', '-5s', '1w']) expect(() => timeout(bad)).toThrow(/TOOL_APPROVAL_TIMEOUT/);
+  });
 });

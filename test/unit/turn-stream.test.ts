@@ -326,6 +326,38 @@ describe('tailTurn', () => {
     expect(superseded.map((e) => e.event)).toEqual(['reset', 'message', 'delta', 'tool-call', 'tool-call', 'tool-result', 'tool-result', 'delta', 'done']);
   });
 
+  it('shows the approvals a round waits for after its calls, and resumes after them with exactly the rest', async () => {
+    const streams = memoryStreams();
+    const asked = { toolCallId: 'call-2', name: 'get_todos', arguments: '{}', round: 1, event: 'approval-1', requestedAt: at, expiresAt: '2026-01-16T22:00:01.000Z' };
+    const waiting: ChatState = { ...chatWithTurn(undefined), turn: { messageId: 'm1', instanceId: 'turn~c~m1', startedAt: at, approvals: [asked] } };
+    let state = waiting;
+    await streams.store.append('c', 'm1', toolRecords.round1);
+    let step = 0;
+    const events = await tail(streams, () => state, undefined, async () => {
+      step++;
+      if (step === 2) state = { ...waiting, turn: { messageId: 'm1', instanceId: 'turn~c~m1', startedAt: at, approvals: [{ ...asked, decision: { approved: true, by: 'user' } }] } };
+      if (step === 3) await streams.store.append('c', 'm1', toolRecords.round2);
+      if (step === 4) state = chatWithTurn(toolTurn(['a1', 'a2']));
+    });
+    expect(ids(events)).toEqual(['message a1:r0', 'delta a1:14', 'tool-call a1:c1', 'tool-call a1:c2', 'approval-request a1:a1', 'tool-result a2:r1', 'tool-result a2:r2', 'delta a2:5', 'done a2:done']);
+    expect(events[4]).toMatchObject({ data: { round: 1, toolCallId: 'call-2', name: 'get_todos', arguments: '{}', expiresAt: asked.expiresAt } });
+    // A client that saw the approval request resumes with the results.
+    const resumed = await tail(streams, () => state, position('a1:a1'));
+    expect(ids(resumed)).toEqual(['tool-result a2:r1', 'tool-result a2:r2', 'delta a2:5', 'done a2:done']);
+  });
+
+  it('ends a cancelled turn with a cancelled event after the text it kept, live and from the chat', async () => {
+    const streams = memoryStreams();
+    await streams.store.append('c', 'm1', [start('a1'), piece('a1', 1, 'Half an '), piece('a1', 2, 'ans'), end('a1', 3)]);
+    const cancelled = chatWithReply({ content: 'Half an ans', status: 'cancelled', errorCode: 'cancelled', error: 'The turn was cancelled.', streamAttempt: 'a1' });
+    const live = await tail(streams, () => cancelled);
+    expect(ids(live)).toEqual(['message a1:r0', 'delta a1:11', 'cancelled a1:done']);
+    expect(live.at(-1)).toMatchObject({ data: { id: 'm1.reply', replyTo: 'm1' } });
+    const fromChat = await tail(memoryStreams(), () => cancelled);
+    expect(fromChat.map((e) => e.event)).toEqual(['message', 'delta', 'cancelled']);
+    expect(text(fromChat)).toBe('Half an ans');
+  });
+
   it('parses event ids it hands out, and nothing else', () => {
     expect(parseStreamPosition('a1b2:120')).toEqual({ attempt: 'a1b2', phase: 'text', count: 120 });
     expect(parseStreamPosition('a1b2:r2')).toEqual({ attempt: 'a1b2', phase: 'results', count: 2 });
