@@ -97,7 +97,7 @@ export function tableTurnStreamStore(storage: NonNullable<StreamStorage>): TurnS
       const prefix = turnPrefix(messageId);
       for await (const entity of rows(chatId, afterKey === undefined ? prefix : `${prefix}${afterKey}`, turnEnd(messageId))) {
         const row = rowSchema.safeParse(entity);
-        if (!row.success) continue;
+        if (!row.success) continue; // not a record: the turn's stop request, or a row this version cannot read
         const { rowKey, attempt, kind } = row.data;
         const key = rowKey.slice(prefix.length);
         if (kind === 'start') {
