@@ -23,7 +23,8 @@ export type BadRequestCode =
   | 'invalid_chat_id'
   | 'invalid_tool_call_id'
   | 'invalid_timestamp'
-  | 'invalid_query';
+  | 'invalid_query'
+  | 'unsupported_trigger';
 
 /** 400: the request is malformed; the message says what to fix. */
 export class BadRequestError extends AppError {
@@ -138,7 +139,10 @@ export class ApprovalSettledError extends AppError {
   readonly status = 409;
   readonly code = 'approval_settled';
   override readonly body: Readonly<Record<string, unknown>>;
-  constructor(message: string, decision?: { approved: boolean; by: string }) {
+  constructor(
+    message: string,
+    readonly decision?: { approved: boolean; by: string },
+  ) {
     super(message);
     this.body = decision === undefined ? {} : { decision: { approved: decision.approved, by: decision.by } };
   }

@@ -128,24 +128,46 @@ export class ChatService {
    */
   async streamPost(chatId: string, message: string, messageId: string | undefined, from: StreamPosition | undefined): Promise<{ messageId: string; events: AsyncIterable<TurnEvent> }> {
     const { id } = await this.accept(chatId, message, messageId, true);
+    return { messageId: id, events: this.followTurn(chatId, id, from) };
+  }
+
+  /** The events of the turn of a stored message, from its start (or after `from`) to its end. */
+  followTurn(chatId: string, messageId: string, from?: StreamPosition): AsyncIterable<TurnEvent> {
     const { store, streams, changed, now } = this.ports;
     const stalled = this.stallWatch(chatId);
-    const events = tailTurn(
+    return tailTurn(
       {
-        readRecords: async (afterKey) => (streams === undefined ? [] : streams.readAfter(chatId, id, afterKey)),
+        readRecords: async (afterKey) => (streams === undefined ? [] : streams.readAfter(chatId, messageId, afterKey)),
         readChat: async () => {
           const state = await store.read(chatId);
           stalled(state);
           return state;
         },
-        findTurn: (state) => this.turnOf(chatId, state, id),
+        findTurn: (state) => this.turnOf(chatId, state, messageId),
         changed: (timeoutMs) => changed(chatId, timeoutMs),
         now,
       },
-      id,
+      messageId,
       from,
     );
-    return { messageId: id, events };
+  }
+
+  /** The message whose turn runs now, if any. */
+  async runningTurn(chatId: string): Promise<string | undefined> {
+    const state = await this.ports.store.read(chatId);
+    if (state === undefined) throw new ChatNotFoundError(chatId);
+    return state.turn?.messageId;
+  }
+
+  /** Whether the turn of `messageId` waits now for an answer to a call of `round`. */
+  async waitsForAnswer(chatId: string, messageId: string, round: number): Promise<boolean> {
+    const turn = (await this.ports.store.read(chatId))?.turn;
+    return turn?.messageId === messageId && (turn.approvals ?? []).some((a) => a.round === round && a.decision === undefined);
+  }
+
+  /** Creates the chat with the default instructions unless it exists (a client that names its chats). */
+  async ensureExists(chatId: string): Promise<void> {
+    if ((await this.ports.store.read(chatId)) === undefined) await this.create(chatId, {});
   }
 
   /**

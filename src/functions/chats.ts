@@ -13,7 +13,7 @@ import { getConfig } from '../config';
 import { nextTurnRecords } from '../storage/streamHints';
 import { durableChatStore } from '../durable/chatEntityStore';
 import { BadRequestError } from '../errors';
-import { jsonBodyReader, parseChatId, parseTimestampUTC, textField } from '../http/input';
+import { jsonBodyReader, MESSAGE_ID, MESSAGE_ID_RULE, parseChatId, parseTimestampUTC, textField } from '../http/input';
 import { parseStreamPosition } from '../chat/turnStream';
 import { handleErrors, jsonResponse, textResponse } from '../http/respond';
 import { EVENT_STREAM_HEADERS, turnEventStream, wantsEventStream } from '../http/sse';
@@ -24,11 +24,6 @@ import { TOOL_NAMES } from '../tools/registry';
 const MAX_REASON_CHARS = 1000;
 const TOOL_CALL_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
-// Reply ids are the message id + '.reply', tool steps '<id>.reply.<round>[.<call>]', and system
-// messages are 's-<digits>' (chat/state.ts), so client-chosen ids may not take those forms: a message
-// keyed 'x.reply' would share its id with the reply to 'x'.
-const MESSAGE_ID = /^(?!.*\.reply(?:$|\.))(?!s-\d+$)[A-Za-z0-9._:-]{1,128}$/;
-const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : -, not contain ".reply" at its end or before a "." and not be of the form "s-<digits>"';
 
 /** The chat service for one invocation, over that invocation's durable client. */
 export type ChatServiceFactory = (context: InvocationContext) => ChatService;

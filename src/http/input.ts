@@ -123,6 +123,12 @@ export function parseChatId(raw: string | undefined): string {
   return raw;
 }
 
+// Reply ids are the message id + '.reply', tool steps '<id>.reply.<round>[.<call>]', and system
+// messages are 's-<digits>' (chat/state.ts), so client-chosen ids may not take those forms: a message
+// keyed 'x.reply' would share its id with the reply to 'x'.
+export const MESSAGE_ID = /^(?!.*\.reply(?:$|\.))(?!s-\d+$)[A-Za-z0-9._:-]{1,128}$/;
+export const MESSAGE_ID_RULE = 'must be 1-128 of A-Z a-z 0-9 . _ : -, not contain ".reply" at its end or before a "." and not be of the form "s-<digits>"';
+
 // ISO-8601 date-time; seconds, fraction and zone optional. No zone means UTC (the seed's test.http omits it).
 const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$/;
 

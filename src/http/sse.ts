@@ -4,6 +4,7 @@
  * Pull-based, so nothing is read from the model faster than the client takes it.
  */
 import type { TurnEvent } from '../chat/turnStream';
+import type { UIStreamItem } from '../chat/uiMessageStream';
 import { AppError, ModelFailedError } from '../errors';
 import type { CompletionChunk } from '../model';
 
@@ -72,6 +73,41 @@ export function turnEventStream(events: AsyncIterable<TurnEvent>): ReadableStrea
         const failure = err instanceof AppError ? err : new ModelFailedError('The turn could not be followed.');
         controller.enqueue(event('error', { error: { code: failure.code, message: failure.message } }));
         controller.close();
+      }
+    },
+    async cancel() {
+      await iterator.return?.(undefined);
+    },
+  });
+}
+
+/** The AI SDK's UI message stream headers: DefaultChatTransport reads the body as that protocol. */
+export const UI_MESSAGE_STREAM_HEADERS = { ...EVENT_STREAM_HEADERS, 'x-vercel-ai-ui-message-stream': 'v1', 'X-Accel-Buffering': 'no' } as const;
+
+/** A turn as the AI SDK's UI message stream: a `data:` frame per chunk, keep-alives as comments, then `data: [DONE]`. */
+export function uiMessageEventStream(items: AsyncIterable<UIStreamItem>): ReadableStream<Uint8Array> {
+  const iterator = items[Symbol.asyncIterator]();
+  let ended = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (ended) {
+        controller.close();
+        return;
+      }
+      try {
+        const next = await iterator.next();
+        if (next.done) {
+          ended = true;
+          controller.enqueue(encoder.encode('data: [DONE]\n\n'));
+          return;
+        }
+        const item = next.value;
+        controller.enqueue(encoder.encode(item.type === 'ping' ? ': ping\n\n' : `data: ${JSON.stringify(item)}\n\n`));
+      } catch (err) {
+        // The chat store failed while following the turn: the client may resume with GET .../stream.
+        const failure = err instanceof AppError ? err : new ModelFailedError('The turn could not be followed.');
+        ended = true;
+        controller.enqueue(encoder.encode(`data: ${JSON.stringify({ type: 'error', errorText: failure.message })}\n\ndata: [DONE]\n\n`));
       }
     },
     async cancel() {
