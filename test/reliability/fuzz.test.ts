@@ -483,7 +483,7 @@ describe('hostile input against the app', () => {
     const failures = logLines.flatMap((line, i) => {
       if (!/\(Failed, Id=|Unhandled error|Uncaught|Unhandled promise rejection| -> 5\d\d /.test(line)) return [];
       const detail = logLines.slice(i, i + 4).join('\n');
-      return /ForwarderError: RequestBody(Canceled|Client)|BadHttpRequestException: Unexpected end of request content/.test(detail) ? [] : [detail];
+      return /ForwarderError: Request(Body)?(Canceled|Client)|BadHttpRequestException: Unexpected end of request content/.test(detail) ? [] : [detail];
     });
     expect(failures).toEqual([]);
     const linesWithSecrets = logLines.filter((line) => SECRETS.some((secret) => line.includes(secret)));
