@@ -74,6 +74,9 @@ param chatDeploymentSkuName string = 'GlobalStandard'
 @description('Chat model capacity in thousands of tokens per minute.')
 param chatDeploymentCapacity int = 30
 
+@description('Client id of an existing Entra ID app registration. When set, App Service Authentication (Entra ID) fronts the app: every request needs a signed-in user (401 otherwise), and each user has their own chats (AUTH_MODE=appservice). Empty: function keys, one shared namespace.')
+param authClientId string = ''
+
 var abbrs = loadJsonContent('abbreviations.json')
 // Stable per subscription + environment + region, so re-running `azd up` updates in place.
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -205,6 +208,7 @@ module api 'app/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     subnetId: vnetEnabled ? network!.outputs.appSubnetId : ''
+    authClientId: authClientId
   }
   // The host starts as soon as the app exists; without its roles it would fail to reach the task
   // hub and the model on first start.

@@ -32,7 +32,7 @@ import { localRuntime, realHostSetup, realRuntime, type Runtime, type RuntimeNam
 import { stageRealHostPackage } from '../test/support/stage-real-host';
 
 const quick = process.argv.includes('--quick');
-const SECTIONS = ['ask', 'turn', 'storage', 'scale', 'growth', 'cost', 'stream', 'rows'] as const;
+const SECTIONS = ['ask', 'turn', 'storage', 'scale', 'growth', 'cost', 'stream', 'rows', 'list'] as const;
 const argument = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(`--${name}=`.length);
 const onlyArg = argument('only');
 const selected = new Set<string>(onlyArg === undefined ? SECTIONS : onlyArg.split(','));
@@ -649,6 +649,44 @@ async function taskHubRows(app: Bench) {
   return { turns, before, plain, tool, deleted, deletes };
 }
 
+/**
+ * GET /api/chats for one user: the first page (limit 20) and a walk through every page (limit 100),
+ * before and after that user has 1,000 chats more. The chats are made with PUT, as a client would.
+ */
+async function chatList(app: Bench) {
+  const chats = scale(1000);
+  const listed = async (query: string) => {
+    const response = await fetch(app.url(`/api/chats${query}`));
+    if (response.status !== 200) throw new Error(`${app.name}: GET /api/chats${query} answered ${response.status}`);
+    return (await response.json()) as { chats: unknown[]; continuationToken?: string };
+  };
+  const count = async () => {
+    let total = 0;
+    let token: string | undefined;
+    do {
+      const page = await listed(`?limit=100${token === undefined ? '' : `&continuationToken=${encodeURIComponent(token)}`}`);
+      total += page.chats.length;
+      token = page.continuationToken;
+    } while (token !== undefined);
+    return total;
+  };
+  const sample = async () => {
+    const firstPage: number[] = [];
+    const walk: number[] = [];
+    for (let i = 0; i < 30; i++) firstPage.push((await timed(() => listed('?limit=20')))[0]);
+    for (let i = 0; i < 5; i++) walk.push((await timed(count))[0]);
+    return { chats: await count(), firstPage: summary(firstPage), walk: summary(walk) };
+  };
+  const before = await sample();
+  await inParallel(Array.from({ length: chats }, (_, i) => `list-${i}`), 16, (chatId) => app.put(chatId));
+  // The list follows the chats by signals: wait until it shows them all.
+  for (const deadline = Date.now() + 300_000; (await count()) < before.chats + chats; ) {
+    if (Date.now() > deadline) throw new Error(`${app.name}: the list did not reach ${before.chats + chats} chats`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return { added: chats, before, after: await sample() };
+}
+
 /** Rows by table name (listTaskHubRows gives `table partition row`), and `total`. */
 function countByTable(rows: readonly string[]): Map<string, number> {
   const counts = new Map<string, number>([['total', rows.length]]);
@@ -726,6 +764,7 @@ interface Figures {
   cost?: Awaited<ReturnType<typeof costGrowth>>;
   stream?: Awaited<ReturnType<typeof streamedTurns>>;
   rows?: Awaited<ReturnType<typeof taskHubRows>>;
+  list?: Awaited<ReturnType<typeof chatList>>;
   /** The previous design's turn overhead on the same runtime, beside `turn`. */
   baseline?: Baseline;
   memoryMiB: { runtime: number; azurite: number };
@@ -744,8 +783,9 @@ async function measure(runtime: Runtime): Promise<Figures> {
     const cost = await run('cost', costGrowth);
     const stream = await run('stream', streamedTurns);
     const rows = await run('rows', taskHubRows);
+    const list = await run('list', chatList);
     const memoryMiB = { runtime: await peakMemoryMiB(app.t.host.pid), azurite: await peakMemoryMiB(app.t.azurite.pid) };
-    return { runtime, memoryMiB, ...(ask && { ask }), ...(turn && { turn }), ...(storage && { storage }), ...(scaleFigures && { scale: scaleFigures }), ...(growth && { growth }), ...(cost && { cost }), ...(stream && { stream }), ...(rows && { rows }) };
+    return { runtime, memoryMiB, ...(ask && { ask }), ...(turn && { turn }), ...(storage && { storage }), ...(scaleFigures && { scale: scaleFigures }), ...(growth && { growth }), ...(cost && { cost }), ...(stream && { stream }), ...(rows && { rows }), ...(list && { list }) };
   } finally {
     await app.t.stop();
   }
@@ -864,6 +904,19 @@ function report(all: Figures[]): void {
       ...chatRows('plain', 'without tools'),
       ...chatRows('tool', 'with one tool round'),
       ['after deleting both chats: rows − rows before (DELETE answered; by table)', ...each((f) => `${total(f.rows!.deleted) - total(f.rows!.before)} (${f.rows!.deletes.join(', ')}; ${rowChanges(f.rows!.before, f.rows!.deleted)})`)],
+    ]);
+  }
+
+  if (a0.list !== undefined) {
+    const side = (which: 'before' | 'after') => [
+      [`${which === 'before' ? 'before' : `after ${a0.list!.added} more chats`}: chats listed`, ...each((f) => String(f.list![which].chats))],
+      ['  first page (limit 20): p50 / p99', ...each((f) => `${ms(f.list![which].firstPage.p50)} / ${ms(f.list![which].firstPage.p99)}`)],
+      ['  every page (limit 100, following the continuation token): p50', ...each((f) => ms(f.list![which].walk.p50))],
+    ];
+    table('chat list of one user (GET /api/chats; the chats made with PUT; 30 first pages and 5 walks each)', ['figure', ...names], [
+      ...side('before'),
+      ...side('after'),
+      ['first page after ÷ before, p50', ...each((f) => `${(f.list!.after.firstPage.p50 / f.list!.before.firstPage.p50).toFixed(2)}×`)],
     ]);
   }
 

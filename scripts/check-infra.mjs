@@ -36,6 +36,7 @@ const PACKAGES = join(WORK, 'packages');
 const SUBSCRIPTION_ID = '00000000-0000-0000-0000-00000000c0de';
 const TENANT_ID = '00000000-0000-0000-0000-0000000ad000';
 const DEVELOPER_ID = '11111111-2222-3333-4444-555555555555';
+const AUTH_CLIENT_ID = '99999999-8888-7777-6666-555555555555';
 const SCENARIOS = {
   // What `azd up` does by default for a signed-in developer.
   default: { environmentName: 'ci', location: 'eastus2', principalId: DEVELOPER_ID },
@@ -43,6 +44,8 @@ const SCENARIOS = {
   vnet: { environmentName: 'ci', location: 'eastus2', principalId: DEVELOPER_ID, vnetEnabled: true },
   // No AZURE_PRINCIPAL_ID (e.g. a pipeline that does not set one): the app must still get its roles.
   'no-principal': { environmentName: 'ci', location: 'eastus2', principalId: '' },
+  // AUTH_CLIENT_ID set: App Service Authentication with Entra ID, chats per signed-in user.
+  auth: { environmentName: 'ci', location: 'eastus2', principalId: DEVELOPER_ID, authClientId: AUTH_CLIENT_ID },
 };
 
 const started = Date.now();

@@ -60,6 +60,17 @@ const settingsSchema = z.object({
   CHAT_HISTORY_PAGE_BYTES: integerSetting(24 * 1024, 1024, 4 * 1024 * 1024),
   MAX_BODY_BYTES: integerSetting(256 * 1024, 1024, 64 * 1024 * 1024),
   MAX_MESSAGE_CHARS: integerSetting(32_000, 1, 10_000_000),
+  // `keys` (function keys, one shared namespace of chats) or `appservice` (App Service Authentication:
+  // each signed-in user has their own chats, and the chat routes need no key).
+  AUTH_MODE: optionalText.transform((v) => v ?? 'keys').pipe(z.enum(['keys', 'appservice'])),
+  // Set by App Service: whether its authentication runs in front of the app (and so sets principal headers).
+  WEBSITE_AUTH_ENABLED: optionalText,
+  // Set by App Service on every instance: the app runs in Azure, not locally.
+  WEBSITE_SITE_NAME: optionalText,
+  // Days a chat may stay idle before it is deleted with everything it owns; 0 keeps chats forever.
+  CHAT_TTL_DAYS: optionalText
+    .transform((v) => (v === undefined ? 30 : Number(v)))
+    .refine((n) => Number.isFinite(n) && n >= 0 && n <= 3650, 'must be a number of days from 0 (never) to 3650; fractions are allowed'),
   // The task hub's storage account, which also carries streamed turns (chat replies as they are generated).
   AzureWebJobsStorage: optionalText,
   AzureWebJobsStorage__tableServiceUri: optionalUrl,
@@ -104,6 +115,13 @@ export interface AppConfig {
   streamStorage: StreamStorage;
   chat: { historyTokenBudget: number; replyWaitSeconds: number; historyPageBytes: number; maxToolRounds: number; approvalTimeoutMs: number };
   limits: { maxBodyBytes: number; maxMessageChars: number };
+  /**
+   * Who may use the chat routes. `platformAuth`: App Service Authentication runs in front of the app;
+   * `inAzure`: the app runs on App Service (where principal headers are trusted only behind it).
+   */
+  auth: { mode: 'keys' | 'appservice'; platformAuth: boolean; inAzure: boolean };
+  /** How long a chat may stay idle before it is deleted; 0: never. */
+  chatTtlMs: number;
 }
 
 /** Parses settings from an environment; throws ConfigError naming every invalid setting. */
@@ -127,6 +145,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     },
     chat: { historyTokenBudget: s.CHAT_HISTORY_TOKEN_BUDGET, replyWaitSeconds: s.CHAT_REPLY_WAIT_SECONDS, historyPageBytes: s.CHAT_HISTORY_PAGE_BYTES, maxToolRounds: s.MAX_TOOL_ROUNDS, approvalTimeoutMs: s.TOOL_APPROVAL_TIMEOUT },
     limits: { maxBodyBytes: s.MAX_BODY_BYTES, maxMessageChars: s.MAX_MESSAGE_CHARS },
+    auth: { mode: s.AUTH_MODE, platformAuth: s.WEBSITE_AUTH_ENABLED?.toLowerCase() === 'true', inAzure: s.WEBSITE_SITE_NAME !== undefined },
+    chatTtlMs: Math.round(s.CHAT_TTL_DAYS * 86_400_000),
   };
 }
 

@@ -125,6 +125,18 @@ export class MessageNotAcceptedError extends AppError {
   }
 }
 
+/** 401: App Service authentication mode, and the request carries no signed-in user. */
+export class UnauthenticatedError extends AppError {
+  readonly status = 401;
+  readonly code = 'unauthenticated';
+}
+
+/** 503: App Service authentication mode, but the platform's authentication is off, so no principal can be trusted. */
+export class AuthNotEnabledError extends AppError {
+  readonly status = 503;
+  readonly code = 'auth_not_enabled';
+}
+
 /** 404: the chat has no tool call waiting for approval with this id (never asked, or another chat's). */
 export class ApprovalNotFoundError extends AppError {
   readonly status = 404;

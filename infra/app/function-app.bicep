@@ -32,6 +32,9 @@ param maximumInstanceCount int
 @description('Subnet for outbound VNet integration; empty when the app is not in a virtual network.')
 param subnetId string
 
+@description('Client id of the Entra ID app registration App Service Authentication validates tokens for; empty: no platform authentication (function keys).')
+param authClientId string = ''
+
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: identityName
 }
@@ -105,7 +108,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // re-provision). None of them is a secret.
   resource appSettings 'config' = {
     name: 'appsettings'
-    properties: {
+    properties: union({
       // Durable task hub and host storage, identity-based: no AccountKey anywhere.
       AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
       AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
@@ -120,6 +123,42 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AZURE_OPENAI_ENDPOINT: openAiEndpoint
       CHAT_MODEL_DEPLOYMENT_NAME: chatDeploymentName
       AZURE_CLIENT_ID: identity.properties.clientId
+    }, empty(authClientId) ? {} : {
+      // src/config: chats per signed-in user, trusting the principal headers the platform sets.
+      AUTH_MODE: 'appservice'
+    })
+  }
+
+  // App Service Authentication with Entra ID: a request without a valid token for the app
+  // registration is answered 401 before it reaches the app (an API, so no login redirect).
+  resource authSettings 'config' = if (!empty(authClientId)) {
+    name: 'authsettingsV2'
+    properties: {
+      platform: {
+        enabled: true
+      }
+      globalValidation: {
+        requireAuthentication: true
+        unauthenticatedClientAction: 'Return401'
+      }
+      httpSettings: {
+        requireHttps: true
+      }
+      identityProviders: {
+        azureActiveDirectory: {
+          enabled: true
+          registration: {
+            clientId: authClientId
+            openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          }
+          validation: {
+            allowedAudiences: [
+              'api://${authClientId}'
+              authClientId
+            ]
+          }
+        }
+      }
     }
   }
 }

@@ -91,6 +91,8 @@ const chatV3Schema = z
       .optional(),
     tools: z.array(z.string()).optional(),
     unpurgedTurns: z.array(z.string()),
+    title: z.string().optional(),
+    expiryArmed: z.boolean().optional(),
   })
   .refine(partOfHistory, HISTORY_RULE);
 

@@ -20,6 +20,7 @@ import { CANCEL_EVENT, type ApprovalAnswer } from './turn';
 import { tailTurn, type StreamPosition, type TurnEvent, type TurnStreamStore } from './turnStream';
 import { hasMessage, replyId, replyTo, type ApprovalDecision, type ChatMessage, type ChatState, type CreateInput, type PostInput } from './state';
 import { toChatView, type ChatView } from './view';
+import { pageChats, type ChatListEntry, type ChatListPage } from './chatList';
 
 export type ChatOperation = { name: 'create'; input: CreateInput } | { name: 'post'; input: PostInput } | { name: 'delete' };
 
@@ -32,6 +33,8 @@ export interface ChatStore {
   raiseTurnEvent(instanceId: string, eventName: string, data: unknown): Promise<void>;
   /** Removes what storage keeps of a deleted chat's entity (its rows in the task hub). */
   purgeDeleted(chatId: string): Promise<void>;
+  /** The caller's chats, in no particular order. */
+  listChats(): Promise<ChatListEntry[]>;
 }
 
 export interface ChatServicePorts {
@@ -50,7 +53,7 @@ export interface ChatServicePorts {
   /** Every tool the app has: a chat may choose among them (by default it has them all). */
   tools: readonly string[];
   /** Where streamed turns are published; without it a streamed post gets its reply when the turn is done. */
-  streams?: TurnStreamStore | undefined;
+  streams?: Pick<TurnStreamStore, 'readAfter'> | undefined;
 }
 
 export interface WaitPolicy {
@@ -266,6 +269,11 @@ export class ChatService {
     const reply = (await this.turnOf(chatId, after, turn.messageId))?.at(-1);
     if (reply !== undefined && reply.status !== 'cancelled') throw new TurnFinishedError(`The turn of message '${turn.messageId}' ended before the cancel reached it.`);
     return { messageId: turn.messageId, status: 'cancelled' };
+  }
+
+  /** The caller's chats, newest activity first, a page at a time. */
+  async list(limit: number, continuationToken: string | undefined): Promise<ChatListPage> {
+    return pageChats(await this.ports.store.listChats(), limit, continuationToken);
   }
 
   async view(chatId: string, newerThanMs: number | undefined): Promise<ChatView> {

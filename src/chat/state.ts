@@ -142,6 +142,39 @@ export interface ChatState {
   tools?: string[];
   /** Finished turns' orchestration instances not yet purged from the task hub. */
   unpurgedTurns: string[];
+  /** The chat's first user message, shortened: its title in chat lists. */
+  title?: string;
+  /** Whether the orchestration that deletes the chat once idle for CHAT_TTL_DAYS was started. */
+  expiryArmed?: boolean;
+}
+
+/** The longest title a chat list shows: the first user message, cut at a word where it can be. */
+export const TITLE_CHARS = 80;
+
+export function titleOf(message: string): string {
+  const flat = message.replace(/\s+/g, ' ').trim();
+  if (flat.length <= TITLE_CHARS) return flat;
+  const cut = flat.slice(0, TITLE_CHARS - 1);
+  const space = cut.lastIndexOf(' ');
+  return `${space > TITLE_CHARS / 2 ? cut.slice(0, space) : cut}…`;
+}
+
+/** A chat as a list shows it. */
+export interface ChatSummary {
+  title: string;
+  createdAt: string;
+  lastUpdatedAt: string;
+  messageCount: number;
+}
+
+export function summaryOf(state: ChatState): ChatSummary {
+  return { title: state.title ?? '', createdAt: state.createdAt, lastUpdatedAt: state.lastUpdatedAt, messageCount: state.totalMessages };
+}
+
+/** When an idle chat is due to be deleted: `ttlMs` after its last change; a chat with work in hand is not idle. */
+export function expiryDue(state: ChatState, ttlMs: number, now: Date): Date {
+  const busy = state.turn !== undefined || state.queue.length > 0;
+  return new Date((busy ? now.getTime() : Date.parse(state.lastUpdatedAt)) + ttlMs);
 }
 
 /** How many user message ids a chat remembers for recognising retries. */
@@ -252,7 +285,7 @@ export function acceptMessage(state: ChatState, input: PostInput, now: Date): Ch
   if (hasMessage(state, input.messageId)) return state;
   const queued: QueuedMessage = { id: input.messageId, content: input.message, acceptedAt: latestQueued(state, now) };
   if (input.stream === true) queued.stream = true;
-  return { ...state, queue: [...state.queue, queued] };
+  return { ...state, queue: [...state.queue, queued], ...(state.title === undefined ? { title: titleOf(input.message) } : {}) };
 }
 
 /** What a turn's orchestration is started with: everything it needs, so it reads nothing else. */

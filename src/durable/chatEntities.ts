@@ -10,7 +10,8 @@ import type { EntityContext } from 'durable-functions';
 import { z } from 'zod';
 import { confirmPage, cutPages, type PagingLimits } from '../chat/history';
 import { isCurrentSchema, parseChatState, parseHistoryPage } from '../chat/schema';
-import { acceptMessage, awaitApprovals, createOrUpdate, finishTurn, settleApproval, startNextTurn, type ChatState, type TurnOutcome } from '../chat/state';
+import { acceptMessage, awaitApprovals, createOrUpdate, expiryDue, finishTurn, settleApproval, startNextTurn, summaryOf, type ChatState, type TurnOutcome } from '../chat/state';
+import { parseChatKey } from '../chat/chatKey';
 import { approvalDecisionSchema, approvalRequestSchema, turnOutcomeSchema } from '../chat/turn';
 import type { TurnStreamStore } from '../chat/turnStream';
 import { addTodo, removeTodo } from '../tools/todoList';
@@ -18,6 +19,8 @@ import { chatEntityId, historyPageEntityId } from './chatEntityStore';
 import { decodeStorable, encodeStorable } from './storableJson';
 import { parseTodoList, todoListEntityId } from './todoEntityStore';
 import type { ChatInstances } from './chatInstances';
+import { chatIndexEntityId } from './chatIndex';
+import { chatExpiryInstanceId } from './chatExpiry';
 import { turnInstanceId } from './turnOrchestration';
 
 /** Operation inputs, validated again here because they cross a storage boundary. */
@@ -51,6 +54,8 @@ export interface ChatEntitySettings {
   /** The tools whose calls wait for approval, and for how long. */
   approvalTools: readonly string[];
   approvalTimeoutMs: number;
+  /** How long the chat may stay idle before it is deleted; 0: never. */
+  chatTtlMs: number;
 }
 
 export interface ChatEntityPorts {
@@ -66,7 +71,9 @@ type Stored = unknown;
 
 export function chatEntity(ports: ChatEntityPorts) {
   return async function chat(context: EntityContext<Stored>): Promise<void> {
+    // The chat's key: `<owner>:<chatId>`, or the chat id in the shared namespace (chat/chatKey.ts).
     const chatId = context.df.entityKey;
+    const { owner, chatId: publicId } = parseChatKey(chatId);
     const operation = context.df.operationName;
     const stored = context.df.getState();
     const decoded = stored === undefined ? undefined : decodeStorable(stored);
@@ -82,6 +89,16 @@ export function chatEntity(ports: ChatEntityPorts) {
       if (paged.morePages) context.df.signalEntity(chatEntityId(chatId), 'continuePaging');
       if (paged.state === state && isCurrentSchema(decoded)) return;
       context.df.setState(encodeStorable(paged.state));
+      // The owner's chat list shows the chat's title, times and size.
+      const summary = summaryOf(paged.state);
+      if (state === undefined || JSON.stringify(summary) !== JSON.stringify(summaryOf(state))) context.df.signalEntity(chatIndexEntityId(owner), 'upsert', { chatId: publicId, summary });
+    };
+
+    // Starts the orchestration that deletes the chat once idle too long (once per chat).
+    const armExpiry = async (current: ChatState): Promise<ChatState> => {
+      if (settings.chatTtlMs <= 0 || current.expiryArmed === true) return current;
+      await ports.instances(context).startExpiry(chatExpiryInstanceId(chatId), chatId);
+      return { ...current, expiryArmed: true };
     };
 
     const turnOptions = {
@@ -111,14 +128,15 @@ export function chatEntity(ports: ChatEntityPorts) {
     switch (operation) {
       case 'create': {
         const input = chatOperations.create.parse(decodeStorable(context.df.getInput()));
-        save(createOrUpdate(state, input, now));
+        const created = createOrUpdate(state, input, now);
+        save(await armExpiry(created).catch(() => created)); // a failed start is tried again at the next post
         return;
       }
       case 'post': {
         // A post can race a delete; a deleted chat stays deleted.
         if (state === undefined) return;
         const input = chatOperations.post.parse(decodeStorable(context.df.getInput()));
-        const accepted = acceptMessage(state, input, now);
+        const accepted = await armExpiry(acceptMessage(state, input, now)).catch(() => acceptMessage(state, input, now));
         try {
           save(await startIfIdle(accepted));
         } catch (err) {
@@ -174,24 +192,52 @@ export function chatEntity(ports: ChatEntityPorts) {
       case 'continuePaging':
         if (state !== undefined) save(state);
         return;
+      // For the expiry orchestration (durable/chatExpiry.ts). The SDK's `return` marks the entity as
+      // existing, so a chat that is gone answers nothing (the caller gets null) rather than `return`.
+      case 'expiryDue': {
+        // When the chat is due; nothing if it is gone or never expires.
+        if (state !== undefined && settings.chatTtlMs > 0) context.df.return(expiryDue(state, settings.chatTtlMs, now).toISOString());
+        return;
+      }
+      case 'expire': {
+        if (state === undefined) return;
+        if (settings.chatTtlMs <= 0 || expiryDue(state, settings.chatTtlMs, now) > now) {
+          context.df.return(false); // used since the orchestration looked
+          return;
+        }
+        context.df.return(true); // before deleting: deleting after it keeps the entity deleted
+        await deleteChat(state, false);
+        return;
+      }
       case 'delete': {
         if (state === undefined) return;
-        const turns = ports.instances(context);
-        const running = state.turn?.instanceId;
-        if (running !== undefined) await turns.terminate(running);
-        await Promise.all([turns.purge(state.unpurgedTurns.slice(0, -1)), ...[...state.unpurgedTurns.slice(-1), ...(running === undefined ? [] : [running])].map((id) => turns.purgeWhenFinished(id, PURGE_WAIT_MS))]);
-        if (state.streamedTurn !== undefined) await ports.streams()?.deleteTurn(chatId, state.streamedTurn).catch(() => undefined);
-        // Pages and the todo list are purged outright (a deleted entity would keep its rows); a page
-        // whose purge fails is deleted by a signal instead. The chat's own rows go with the request
-        // that deleted it (chat/service.ts), as no entity can purge itself.
-        const owned = [todoListEntityId(chatId), ...Array.from({ length: state.pageCount }, (_, page) => historyPageEntityId(chatId, page))];
-        const failed = new Set(await turns.purge(owned.map((id) => id.toString())));
-        for (const id of owned) if (failed.has(id.toString())) context.df.signalEntity(id, 'delete');
-        context.df.destructOnExit();
+        await deleteChat(state, true);
         return;
       }
       default:
         context.warn(`chat entity: unknown operation '${operation ?? ''}' ignored`);
+    }
+
+    /** Deletes the chat and everything it owns; `byRequest`: a DELETE, not its expiry orchestration (which ends by itself). */
+    async function deleteChat(state: ChatState, byRequest: boolean): Promise<void> {
+      const turns = ports.instances(context);
+      const running = state.turn?.instanceId;
+      if (running !== undefined) await turns.terminate(running);
+      await Promise.all([turns.purge(state.unpurgedTurns.slice(0, -1)), ...[...state.unpurgedTurns.slice(-1), ...(running === undefined ? [] : [running])].map((id) => turns.purgeWhenFinished(id, PURGE_WAIT_MS))]);
+      if (state.streamedTurn !== undefined) await ports.streams()?.deleteTurn(chatId, state.streamedTurn).catch(() => undefined);
+      // Pages and the todo list are purged outright (a deleted entity would keep its rows); a page
+      // whose purge fails is deleted by a signal instead. The chat's own rows go with the request
+      // that deleted it (chat/service.ts) or by its expiry orchestration, as no entity can purge itself.
+      const owned = [todoListEntityId(chatId), ...Array.from({ length: state.pageCount }, (_, page) => historyPageEntityId(chatId, page))];
+      const failed = new Set(await turns.purge(owned.map((id) => id.toString())));
+      for (const id of owned) if (failed.has(id.toString())) context.df.signalEntity(id, 'delete');
+      if (byRequest && state.expiryArmed === true) {
+        const expiry = chatExpiryInstanceId(chatId);
+        await turns.terminate(expiry);
+        await turns.purgeWhenFinished(expiry, PURGE_WAIT_MS);
+      }
+      context.df.signalEntity(chatIndexEntityId(owner), 'remove', { chatId: publicId });
+      context.df.destructOnExit();
     }
   };
 }

@@ -6,7 +6,8 @@
  * request is answered 503 with Retry-After (ChatStoreUnavailableError), never 500.
  */
 import * as df from 'durable-functions';
-import type { ChatStore } from '../chat/service';
+import type { KeyedChatStore } from '../chat/chatKey';
+import { chatIndexEntityId, chatIndexEntries, parseChatIndex } from './chatIndex';
 import type { HistoryPage } from '../chat/history';
 import { parseChatState, parseHistoryPage } from '../chat/schema';
 import type { ChatState } from '../chat/state';
@@ -56,7 +57,7 @@ export function isTransientDurableFailure(err: unknown): boolean {
   return typeof code === 'string' && TRANSIENT_CODES.has(code);
 }
 
-export function durableChatStore(client: DurableClient, policy: RetryPolicy = DEFAULT_RETRY_POLICY, sleep = defaultSleep): ChatStore {
+export function durableChatStore(client: DurableClient, policy: RetryPolicy = DEFAULT_RETRY_POLICY, sleep = defaultSleep): KeyedChatStore {
   async function withRetries<T>(what: string, call: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -96,6 +97,11 @@ export function durableChatStore(client: DurableClient, policy: RetryPolicy = DE
     async purgeDeleted(chatId) {
       // An entity is an instance `@name@key` underneath; deleting its state leaves the instance's rows.
       await client.purgeInstanceHistory(chatEntityId(chatId).toString());
+    },
+    async listChats(owner) {
+      const id = chatIndexEntityId(owner);
+      const response = await withRetries(`reading the chat list of '${id.key}'`, () => client.readEntityState<unknown>(id));
+      return chatIndexEntries(parseChatIndex(response.entityExists ? response.entityState : undefined, id.key));
     },
   };
 }

@@ -1,11 +1,13 @@
 /**
  * The task hub instances a chat owns, as its entity manages them through its durable client: turn
  * orchestrations, started once per turn (a repeated start of an existing instance is not an error)
- * and purged once finished, so the hub does not grow with finished turns; and, when the chat is
+ * and purged once finished, so the hub does not grow with finished turns; its expiry orchestration;
+ * and, when the chat is
  * deleted, the instances of its other entities (history pages, todo list), purged outright.
  */
 import type { DurableClient } from './chatEntityStore';
 import { TURN_ORCHESTRATION } from './turnOrchestration';
+import { CHAT_EXPIRY_ORCHESTRATION } from './chatExpiry';
 import type { TurnPlan } from '../chat/state';
 import { encodeStorable } from './storableJson';
 
@@ -26,9 +28,9 @@ async function instanceState(client: DurableClient, instanceId: string): Promise
  * Starts the turn's orchestration. An entity operation can run again after a crash: a start of an
  * instance that exists already is refused by the runtime and is not an error here.
  */
-export async function startTurn(client: DurableClient, instanceId: string, plan: TurnPlan): Promise<void> {
+async function startOnce(client: DurableClient, name: string, instanceId: string, input: unknown): Promise<void> {
   try {
-    await client.startNew(TURN_ORCHESTRATION, { instanceId, input: encodeStorable(plan) });
+    await client.startNew(name, { instanceId, input });
   } catch (err) {
     if ((await instanceState(client, instanceId)) === 'missing') throw err;
   }
@@ -64,6 +66,8 @@ function defaultSleep(ms: number): Promise<void> {
 /** The instances one chat entity manages (its durable client in production). */
 export interface ChatInstances {
   start(instanceId: string, plan: TurnPlan): Promise<void>;
+  /** Starts the chat's expiry orchestration (durable/chatExpiry.ts). */
+  startExpiry(instanceId: string, chatKey: string): Promise<void>;
   /** Purges instances known to have finished, or entities known to be idle; returns those whose purge failed. */
   purge(instanceIds: readonly string[]): Promise<string[]>;
   purgeWhenFinished(instanceId: string, waitMs: number): Promise<boolean>;
@@ -72,7 +76,8 @@ export interface ChatInstances {
 
 export function durableChatInstances(client: DurableClient): ChatInstances {
   return {
-    start: (instanceId, plan) => startTurn(client, instanceId, plan),
+    start: (instanceId, plan) => startOnce(client, TURN_ORCHESTRATION, instanceId, encodeStorable(plan)),
+    startExpiry: (instanceId, chatKey) => startOnce(client, CHAT_EXPIRY_ORCHESTRATION, instanceId, chatKey),
     purge: (instanceIds) => purgeTurns(client, instanceIds),
     purgeWhenFinished: (instanceId, waitMs) => purgeTurnWhenFinished(client, instanceId, waitMs),
     terminate: (instanceId) => terminateTurn(client, instanceId),

@@ -6,6 +6,7 @@ import { handleErrors, textResponse } from '../http/respond';
 import { completionEventStream, EVENT_STREAM_HEADERS, wantsEventStream } from '../http/sse';
 import { jsonBodyReader, textField } from '../http/input';
 import { getModelClient, type ModelClient } from '../model';
+import { chatOwner, routeAuthLevel } from '../http/principal';
 
 const readAskBody = jsonBodyReader(
   () => getConfig().limits,
@@ -16,6 +17,7 @@ const readAskBody = jsonBodyReader(
 
 export function askHandler(getModel: () => ModelClient = getModelClient) {
   return handleErrors(async (request) => {
+    chatOwner(request, getConfig().auth); // App Service authentication mode: signed-in users only
     const { prompt } = await readAskBody(request);
     const messages = [{ role: 'user' as const, content: prompt }];
     if (wantsEventStream(request.headers.get('accept'))) {
@@ -28,4 +30,4 @@ export function askHandler(getModel: () => ModelClient = getModelClient) {
   });
 }
 
-app.http('ask', { route: 'ask', methods: ['POST'], authLevel: 'function', handler: askHandler() });
+app.http('ask', { route: 'ask', methods: ['POST'], authLevel: routeAuthLevel(), handler: askHandler() });

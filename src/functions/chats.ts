@@ -9,6 +9,8 @@ import * as df from 'durable-functions';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ChatService } from '../chat/service';
+import { ownedChatStore, ownedStreams } from '../chat/chatKey';
+import { chatOwner, routeAuthLevel } from '../http/principal';
 import { getConfig } from '../config';
 import { nextTurnRecords } from '../storage/streamHints';
 import { durableChatStore } from '../durable/chatEntityStore';
@@ -25,19 +27,25 @@ const MAX_REASON_CHARS = 1000;
 const TOOL_CALL_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_WAIT_SECONDS = 230; // the Functions HTTP front end's own limit
 
-/** The chat service for one invocation, over that invocation's durable client. */
-export type ChatServiceFactory = (context: InvocationContext) => ChatService;
+/**
+ * The chat service for one request, over its invocation's durable client, scoped to the caller: in
+ * App Service authentication mode to the signed-in user's chats (401 without one), else to the
+ * shared namespace of function-key mode.
+ */
+export type ChatServiceFactory = (context: InvocationContext, request: HttpRequest) => ChatService;
 
-export const durableChatService: ChatServiceFactory = (context) =>
-  new ChatService({
-    store: durableChatStore(df.getClient(context)),
+export const durableChatService: ChatServiceFactory = (context, request) => {
+  const owner = chatOwner(request, getConfig().auth);
+  return new ChatService({
+    store: ownedChatStore(durableChatStore(df.getClient(context)), owner),
     changed: nextTurnRecords,
     now: Date.now,
     requireModel: () => void getModelClient(),
     newMessageId: () => `m-${randomUUID()}`,
-    streams: getTurnStreamStore(),
+    streams: ownedStreams(getTurnStreamStore(), owner),
     tools: TOOL_NAMES,
   });
+};
 
 function chatUrl(request: HttpRequest, chatId: string, timestampUTC?: string): string {
   const url = new URL(`/api/chats/${encodeURIComponent(chatId)}`, request.url);
@@ -86,6 +94,15 @@ function parseWaitSeconds(request: HttpRequest, defaultSeconds: number): number 
   return seconds;
 }
 
+const MAX_LIST_LIMIT = 100;
+
+function parseLimit(raw: string | null): number {
+  if (raw === null) return 20;
+  const limit = Number(raw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new BadRequestError('invalid_query', `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}.`);
+  return limit;
+}
+
 function parseIdempotencyKey(request: HttpRequest): string | undefined {
   const key = request.headers.get('idempotency-key');
   if (key !== null && !MESSAGE_ID.test(key)) throw new BadRequestError('invalid_field', `The Idempotency-Key header ${MESSAGE_ID_RULE}.`);
@@ -97,7 +114,7 @@ export function chatHandlers(service: ChatServiceFactory = durableChatService) {
     async create(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
       const chatId = parseChatId(request.params.chatId);
       const body = await readCreateBody(request);
-      const outcome = await service(context).create(chatId, { instructions: body.instructions, tools: body.tools });
+      const outcome = await service(context, request).create(chatId, { instructions: body.instructions, tools: body.tools });
       return jsonResponse(outcome === 'created' ? 201 : 202, { chatId }, { Location: chatUrl(request, chatId) });
     },
 
@@ -108,10 +125,10 @@ export function chatHandlers(service: ChatServiceFactory = durableChatService) {
       const messageId = parseIdempotencyKey(request) ?? body.messageId;
       if (wantsEventStream(request.headers.get('accept'))) {
         const from = parseStreamPosition(request.headers.get('last-event-id'));
-        const streamed = await service(context).streamPost(chatId, body.message, messageId, from);
+        const streamed = await service(context, request).streamPost(chatId, body.message, messageId, from);
         return { status: 200, headers: { ...EVENT_STREAM_HEADERS, 'X-Message-Id': streamed.messageId }, body: turnEventStream(streamed.events) };
       }
-      const outcome = await service(context).post(chatId, body.message, messageId, waitSeconds * 1000);
+      const outcome = await service(context, request).post(chatId, body.message, messageId, waitSeconds * 1000);
       if (outcome.status === 'replied') return textResponse(200, outcome.reply, { 'X-Message-Id': outcome.messageId });
       return jsonResponse(
         202,
@@ -124,7 +141,7 @@ export function chatHandlers(service: ChatServiceFactory = durableChatService) {
       const chatId = parseChatId(request.params.chatId);
       const rawTimestamp = request.query.get('timestampUTC');
       const newerThan = rawTimestamp === null ? undefined : parseTimestampUTC(rawTimestamp);
-      return jsonResponse(200, await service(context).view(chatId, newerThan));
+      return jsonResponse(200, await service(context, request).view(chatId, newerThan));
     },
 
     async answerApproval(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
@@ -132,7 +149,7 @@ export function chatHandlers(service: ChatServiceFactory = durableChatService) {
       const toolCallId = request.params.toolCallId ?? '';
       if (!TOOL_CALL_ID.test(toolCallId)) throw new BadRequestError('invalid_tool_call_id', 'The tool call id must be 1-128 of A-Z a-z 0-9 . _ : -.');
       const body = await readApprovalBody(request);
-      const outcome = await service(context).answerApproval(chatId, toolCallId, { approved: body.approved, reason: body.reason });
+      const outcome = await service(context, request).answerApproval(chatId, toolCallId, { approved: body.approved, reason: body.reason });
       if (outcome.status === 'pending') return jsonResponse(202, { chatId, toolCallId, status: 'pending' }, { Location: chatUrl(request, chatId), 'Retry-After': '1' });
       return jsonResponse(200, { chatId, toolCallId, approved: outcome.approved, ...(body.reason === undefined ? {} : { reason: body.reason }) });
     },
@@ -140,14 +157,20 @@ export function chatHandlers(service: ChatServiceFactory = durableChatService) {
     async cancel(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
       const chatId = parseChatId(request.params.chatId);
       const body = await readCancelBody(request);
-      const outcome = await service(context).cancel(chatId, body.messageId);
+      const outcome = await service(context, request).cancel(chatId, body.messageId);
       const status = outcome.status === 'cancelled' ? 200 : 202;
       return jsonResponse(status, { chatId, messageId: outcome.messageId, status: outcome.status }, status === 202 ? { Location: chatUrl(request, chatId), 'Retry-After': '1' } : {});
     },
 
+    async list(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+      const limit = parseLimit(request.query.get('limit'));
+      const token = request.query.get('continuationToken') ?? undefined;
+      return jsonResponse(200, await service(context, request).list(limit, token));
+    },
+
     async delete(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
       const chatId = parseChatId(request.params.chatId);
-      const outcome = await service(context).delete(chatId);
+      const outcome = await service(context, request).delete(chatId);
       return outcome === 'deleted' ? { status: 204 } : jsonResponse(202, { chatId, status: 'deleting' });
     },
   };
@@ -156,9 +179,11 @@ export function chatHandlers(service: ChatServiceFactory = durableChatService) {
 const handlers = chatHandlers();
 const route = 'chats/{chatId}';
 const extraInputs = [df.input.durableClient()];
-app.http('createChat', { route, methods: ['PUT'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.create) });
-app.http('postToChat', { route, methods: ['POST'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.post) });
-app.http('getChat', { route, methods: ['GET'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.get) });
-app.http('answerApproval', { route: 'chats/{chatId}/approvals/{toolCallId}', methods: ['POST'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.answerApproval) });
-app.http('cancelTurn', { route: 'chats/{chatId}/cancel', methods: ['POST'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.cancel) });
-app.http('deleteChat', { route, methods: ['DELETE'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.delete) });
+const authLevel = routeAuthLevel();
+app.http('createChat', { route, methods: ['PUT'], authLevel, extraInputs, handler: handleErrors(handlers.create) });
+app.http('postToChat', { route, methods: ['POST'], authLevel, extraInputs, handler: handleErrors(handlers.post) });
+app.http('getChat', { route, methods: ['GET'], authLevel, extraInputs, handler: handleErrors(handlers.get) });
+app.http('listChats', { route: 'chats', methods: ['GET'], authLevel, extraInputs, handler: handleErrors(handlers.list) });
+app.http('answerApproval', { route: 'chats/{chatId}/approvals/{toolCallId}', methods: ['POST'], authLevel, extraInputs, handler: handleErrors(handlers.answerApproval) });
+app.http('cancelTurn', { route: 'chats/{chatId}/cancel', methods: ['POST'], authLevel, extraInputs, handler: handleErrors(handlers.cancel) });
+app.http('deleteChat', { route, methods: ['DELETE'], authLevel, extraInputs, handler: handleErrors(handlers.delete) });

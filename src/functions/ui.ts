@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { handleErrors } from '../http/respond';
+import { routeAuthLevel } from '../http/principal';
 
 // dist/src/functions/ui.js → the project root's ui/ folder, deployed with the app.
 const PAGE_PATH = path.join(__dirname, '..', '..', '..', 'ui', 'chat.html');
@@ -49,7 +50,7 @@ async function loadPage(): Promise<Page> {
 app.http('ui', {
   route: 'ui',
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel: routeAuthLevel(),
   handler: handleErrors(async () => {
     // A failed read is not cached, so a later request can succeed.
     page ??= loadPage().catch((err: unknown) => {

@@ -17,6 +17,7 @@ import { UI_MESSAGE_STREAM_HEADERS, uiMessageEventStream } from '../http/sse';
 import type { TurnEvent } from '../chat/turnStream';
 import type { ChatService } from '../chat/service';
 import { APPROVAL_TOOL_NAMES } from '../tools/registry';
+import { routeAuthLevel } from '../http/principal';
 import { durableChatService, type ChatServiceFactory } from './chats';
 
 const readRequest = jsonBodyReader(
@@ -45,7 +46,7 @@ export function uiChatHandlers(serviceFor: ChatServiceFactory = durableChatServi
       }
       const action = uiChatAction(body);
       if (typeof action === 'string') throw new BadRequestError('invalid_field', action);
-      const service = serviceFor(context);
+      const service = serviceFor(context, request);
 
       if (action.kind === 'send') {
         if (!MESSAGE_ID.test(action.messageId)) throw new BadRequestError('invalid_field', `The message id ${MESSAGE_ID_RULE}.`);
@@ -74,7 +75,7 @@ export function uiChatHandlers(serviceFor: ChatServiceFactory = durableChatServi
 
     async resume(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
       const chatId = parseChatId(request.params.chatId);
-      const service = serviceFor(context);
+      const service = serviceFor(context, request);
       const messageId = await service.runningTurn(chatId);
       if (messageId === undefined) return { status: 204 };
       return uiStreamResponse(service, chatId, messageId, service.followTurn(chatId, messageId));
@@ -82,13 +83,14 @@ export function uiChatHandlers(serviceFor: ChatServiceFactory = durableChatServi
 
     async messages(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
       const chatId = parseChatId(request.params.chatId);
-      return jsonResponse(200, toUIMessages(await serviceFor(context).view(chatId, undefined)));
+      return jsonResponse(200, toUIMessages(await serviceFor(context, request).view(chatId, undefined)));
     },
   };
 }
 
 const handlers = uiChatHandlers();
 const extraInputs = [df.input.durableClient()];
-app.http('uiChatPost', { route: 'chats', methods: ['POST'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.post) });
-app.http('uiChatResume', { route: 'chats/{chatId}/stream', methods: ['GET'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.resume) });
-app.http('uiChatMessages', { route: 'chats/{chatId}/messages', methods: ['GET'], authLevel: 'function', extraInputs, handler: handleErrors(handlers.messages) });
+const authLevel = routeAuthLevel();
+app.http('uiChatPost', { route: 'chats', methods: ['POST'], authLevel, extraInputs, handler: handleErrors(handlers.post) });
+app.http('uiChatResume', { route: 'chats/{chatId}/stream', methods: ['GET'], authLevel, extraInputs, handler: handleErrors(handlers.resume) });
+app.http('uiChatMessages', { route: 'chats/{chatId}/messages', methods: ['GET'], authLevel, extraInputs, handler: handleErrors(handlers.messages) });

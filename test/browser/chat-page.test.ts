@@ -427,6 +427,31 @@ describe('chat page', () => {
     expect(policy).not.toContain('unsafe-inline');
   });
 
+  it('lists the chats newest first, opens one on a click, and starts a new one', async () => {
+    t.model.setDefault({ reply: echo });
+    for (const [id, text] of [
+      ['list-older', 'Plan the garden'],
+      ['list-newer', 'Book the trip'],
+    ] as const) {
+      expect((await fetch(t.url(`/api/chats/${id}`), { method: 'PUT', body: '{}' })).status).toBe(201);
+      expect((await fetch(t.url(`/api/chats/${id}?wait=60`), { method: 'POST', body: JSON.stringify({ message: text }) })).status).toBe(200);
+    }
+    await openPage();
+    await waitForText(page, '#chats li:nth-child(1) button', 'Book the trip');
+    await waitForText(page, '#chats li:nth-child(2) button', 'Plan the garden');
+    await page.click('#chats button[data-chat="list-older"]');
+    await waitForText(page, '#status', 'Reopened chat list-older: 2 messages.');
+    await waitForTexts(page, MESSAGES, ['Plan the garden', 'echo: Plan the garden']);
+    await waitForText(page, '#chats button[aria-current="true"]', 'Plan the garden');
+
+    await page.click('#new-chat');
+    await waitForText(page, '#status', /^Created chat chat-[0-9a-f]{8}\.$/);
+    const created = new URL(page.url()).hash.replace('#chat=', '');
+    // A chat without messages is listed by its id, first (its activity is the newest).
+    await waitForText(page, '#chats li:nth-child(1) button', created);
+    expect(await page.textContent(MESSAGES)).toBe(instructionsEntry());
+  });
+
   it('passes ?code on as x-functions-key and refuses a bad chat id', async () => {
     // The runtime's own key where it checks keys (the Functions host), else any key.
     const key = t.runtime.functionKey ?? 'test-function-key';

@@ -384,3 +384,39 @@ describe.skipIf(skipReason !== undefined)(`predicted deployment: no AZURE_PRINCI
     expect(new Set(all.map((g) => g.role))).toEqual(new Set(Object.values(ROLES)));
   });
 });
+
+describe.skipIf(skipReason !== undefined)(`predicted deployment: AUTH_CLIENT_ID${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  const CLIENT_ID = '99999999-8888-7777-6666-555555555555';
+  let d: Deployment;
+  beforeAll(() => {
+    d = load('auth');
+  });
+
+  it('turns on App Service Authentication with Entra ID for the app registration: every request needs a user, APIs get 401', () => {
+    const auth = ofType(d.scenario.resources, 'Microsoft.Web/sites/config').find((r) => r.name.endsWith('/authsettingsV2'));
+    expect(auth?.name).toBe(`${d.site.name}/authsettingsV2`);
+    expect(auth?.properties).toMatchObject({
+      platform: { enabled: true },
+      globalValidation: { requireAuthentication: true, unauthenticatedClientAction: 'Return401' },
+      httpSettings: { requireHttps: true },
+      identityProviders: { azureActiveDirectory: { enabled: true, registration: { clientId: CLIENT_ID }, validation: { allowedAudiences: [`api://${CLIENT_ID}`, CLIENT_ID] } } },
+    });
+    const issuer = at(auth?.properties, 'identityProviders.azureActiveDirectory.registration.openIdIssuer');
+    expect(String(issuer)).toMatch(/v2\.0/);
+    // No client secret: the app validates bearer tokens; nothing to keep in a setting.
+    expect(JSON.stringify(auth?.properties)).not.toMatch(/clientSecret/i);
+  });
+
+  it('tells the app to keep chats per signed-in user', () => {
+    expect(d.appSettings.AUTH_MODE).toBe('appservice');
+    expect(Object.keys(d.appSettings).sort()).toEqual([...EXPECTED_APP_SETTINGS, 'AUTH_MODE'].sort());
+  });
+});
+
+describe.skipIf(skipReason !== undefined)(`predicted deployment: no AUTH_CLIENT_ID${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('has no platform authentication and leaves the app on function keys', () => {
+    const d = load('default');
+    expect(ofType(d.scenario.resources, 'Microsoft.Web/sites/config').map((r) => r.name.split('/').at(-1))).toEqual(['appsettings']);
+    expect(d.appSettings).not.toHaveProperty('AUTH_MODE');
+  });
+});

@@ -41,12 +41,8 @@ async function view(chatId: string): Promise<View | undefined> {
 /** A chat with two todos whose turn of `messageId` waits for approval of removing todo 1 (call `toolCallId`). */
 async function waitingForApproval(chatId: string, messageId: string, toolCallId: string): Promise<void> {
   expect((await fetch(t.url(`/api/chats/${chatId}`), { method: 'PUT', headers: json, body: '{}' })).status).toBe(201);
-  t.model.enqueue({
-    toolCalls: [
-      { id: `${toolCallId}-a1`, name: 'add_todo', arguments: { task: 'renew the passport' } },
-      { id: `${toolCallId}-a2`, name: 'add_todo', arguments: { task: 'book the flight' } },
-    ],
-  });
+  // One after the other, so the ids are known (parallel calls reach the list in either order).
+  t.model.enqueue({ toolCalls: [{ id: `${toolCallId}-a1`, name: 'add_todo', arguments: { task: 'renew the passport' } }] }, { toolCalls: [{ id: `${toolCallId}-a2`, name: 'add_todo', arguments: { task: 'book the flight' } }] });
   const added = await fetch(t.url(`/api/chats/${chatId}?wait=60`), { method: 'POST', headers: { ...json, 'Idempotency-Key': `${messageId}-0` }, body: JSON.stringify({ message: 'two things to do' }) });
   expect(added.status).toBe(200);
   t.model.enqueue({ toolCalls: [{ id: toolCallId, name: 'remove_todo', arguments: { id: 1 } }] });

@@ -49,7 +49,7 @@ describe('registrations', () => {
         .filter((binding) => binding.type.toLowerCase() === 'httptrigger')
         .map((binding) => ({ name: fn.metadata.name, route: binding['route'], authLevel: binding['authLevel'] })),
     );
-    expect(httpTriggers.map((trigger) => trigger.name).sort()).toEqual(['answerApproval', 'ask', 'cancelTurn', 'createChat', 'deleteChat', 'getChat', 'postToChat', 'ui', 'uiChatMessages', 'uiChatPost', 'uiChatResume', 'whois']);
+    expect(httpTriggers.map((trigger) => trigger.name).sort()).toEqual(['answerApproval', 'ask', 'cancelTurn', 'createChat', 'deleteChat', 'getChat', 'listChats', 'postToChat', 'ui', 'uiChatMessages', 'uiChatPost', 'uiChatResume', 'whois']);
     for (const trigger of httpTriggers) expect(trigger, `${trigger.name} (${String(trigger.route)})`).toMatchObject({ authLevel: 'function' });
     tally.routesChecked = httpTriggers.length;
   });

@@ -56,12 +56,18 @@ class FakeInstances implements ChatInstances {
   async terminate(instanceId: string): Promise<void> {
     this.terminated.push(instanceId);
   }
+  expiries: { instanceId: string; chatKey: string }[] = [];
+  async startExpiry(instanceId: string, chatKey: string): Promise<void> {
+    this.expiries.push({ instanceId, chatKey });
+  }
 }
 
 let instances: FakeInstances;
 let deletedStreams: string[];
 let ms: number;
+let ttlMs: number;
 beforeEach(() => {
+  ttlMs = 0;
   instances = new FakeInstances();
   deletedStreams = [];
   ms = Date.parse('2026-01-15T22:00:00.000Z');
@@ -76,9 +82,12 @@ const streams: TurnStreamStore = {
 const ports: ChatEntityPorts = {
   instances: () => instances,
   streams: () => streams,
-  settings: () => ({ historyTokenBudget: 500, historyPageBytes: 4096, maxToolRounds: 3, allTools: ALL_TOOLS, approvalTools: APPROVAL_TOOLS, approvalTimeoutMs: 60_000 }),
+  settings: () => ({ historyTokenBudget: 500, historyPageBytes: 4096, maxToolRounds: 3, allTools: ALL_TOOLS, approvalTools: APPROVAL_TOOLS, approvalTimeoutMs: 60_000, chatTtlMs: ttlMs }),
   now: () => new Date((ms += 1_000)),
 };
+
+/** The signals a batch sent, but those to the chat list (chatindex), which the list tests check. */
+const ownSignals = (result: BatchResult) => result.signals.filter((s) => s.target.name !== 'chatindex');
 
 const runChat = new Entity<unknown>(chatEntity(ports)).listen() as Handler;
 const runPage = new Entity<unknown>((context: EntityContext<unknown>) => historyPageEntity(context)).listen() as Handler;
@@ -275,7 +284,8 @@ describe('chat entity through the SDK handler', () => {
     expect(instances.purgedWhenFinished.sort()).toEqual(['turn~abc~b', 'turn~abc~c']);
     expect(instances.purged).toEqual(['turn~abc~a', '@todolist@abc']);
     expect(deletedStreams).toEqual(['abc/c']);
-    expect(deleted.signals).toEqual([]);
+    // Only the owner's chat list hears of it.
+    expect(deleted.signals.map((s) => [s.target, s.name, s.input])).toEqual([[{ name: 'chatindex', key: '_shared' }, 'remove', JSON.stringify({ chatId: 'abc' })]]);
     // The turn that was running reports back after the delete: nothing is recorded, its instance is purged.
     const late = await runBatch(undefined, [replied('c')]);
     expect(late.entityExists).toBe(false);
@@ -286,7 +296,7 @@ describe('chat entity through the SDK handler', () => {
     instances.failPurges.add('@todolist@abc');
     const deleted = await runBatch(await created(), [{ name: 'delete' }]);
     expect(deleted.entityExists).toBe(false);
-    expect(deleted.signals.map((s) => [s.target, s.name])).toEqual([[{ name: 'todolist', key: 'abc' }, 'delete']]);
+    expect(ownSignals(deleted).map((s) => [s.target, s.name])).toEqual([[{ name: 'todolist', key: 'abc' }, 'delete']]);
   });
 
   it('cuts full pages, sends each to its page entity, which stores it and confirms back; delete removes every page', async () => {
@@ -296,7 +306,7 @@ describe('chat entity through the SDK handler', () => {
       const result = await runBatch(state, [post(`m${i}`, `${i} ${'lorem ipsum dolor sit amet '.repeat(18)}`), replied(`m${i}`)]);
       expect(errors(result)).toEqual([false, false]);
       state = JSON.parse(result.entityState ?? 'null');
-      for (const signal of result.signals) {
+      for (const signal of ownSignals(result)) {
         expect(signal).toMatchObject({ target: { name: 'chathistorypage' }, name: 'write' });
         const written = await runBatch(undefined, [{ name: 'write', input: JSON.parse(signal.input ?? 'null') }], { name: 'chatHistoryPage', key: signal.target.key, run: runPage });
         const page = JSON.parse(written.entityState ?? 'null') as HistoryPage;
@@ -318,7 +328,7 @@ describe('chat entity through the SDK handler', () => {
     const deleted = await runBatch(state, [{ name: 'delete' }]);
     expect(deleted.entityExists).toBe(false);
     expect(instances.purged).toEqual(['@todolist@abc', ...[...pages.keys()].map((n) => `@chathistorypage@abc~${n}`)]);
-    expect(deleted.signals.map((s) => [s.target.key, s.name])).toEqual([['abc~1', 'delete']]);
+    expect(ownSignals(deleted).map((s) => [s.target.key, s.name])).toEqual([['abc~1', 'delete']]);
     const page = await runBatch(pages.get(1), [{ name: 'delete' }], { name: 'chatHistoryPage', key: 'abc~1', run: runPage });
     expect(page.entityExists).toBe(false);
   });
@@ -331,7 +341,7 @@ describe('chat entity through the SDK handler', () => {
     expect(state).toMatchObject({ schemaVersion: 3, totalMessages: 123, queue: [], turn: { messageId: 'after-migration' } });
     const writes = first.signals.filter((s) => s.name === 'write');
     expect(writes.length).toBe(8);
-    expect(first.signals.at(-1)).toMatchObject({ target: { name: 'chat', key: 'abc' }, name: 'continuePaging' });
+    expect(ownSignals(first).at(-1)).toMatchObject({ target: { name: 'chat', key: 'abc' }, name: 'continuePaging' });
     let pagesCut = writes.length;
     for (let more = true; more; ) {
       const next = await runBatch(state, [{ name: 'continuePaging' }]);
@@ -392,5 +402,66 @@ describe('todo list entity through the SDK handler', () => {
     expect(errors(malformed)).toEqual([true]);
     expect(list(malformed)).toEqual(state);
     expect((await runList(state, [{ name: 'delete' }])).entityExists).toBe(false);
+  });
+});
+
+describe('chat entity: its owner’s chat list and its expiry', () => {
+  const indexSignals = (result: BatchResult) => result.signals.filter((s) => s.target.name === 'chatindex').map((s) => ({ key: s.target.key, name: s.name, input: JSON.parse(s.input ?? 'null') as unknown }));
+
+  it('tells its owner’s list when its title, times or size change, under its own id, and nothing else', async () => {
+    const chat = { name: 'chat', key: 'u0123:planner', run: runChat };
+    const made = await runBatch(undefined, [{ name: 'create', input: {} }], chat);
+    expect(indexSignals(made)).toEqual([{ key: 'u0123', name: 'upsert', input: { chatId: 'planner', summary: { title: '', createdAt: expect.any(String), lastUpdatedAt: expect.any(String), messageCount: 0 } } }]);
+    const long = `Please   plan my week:\n${'groceries, laundry, '.repeat(10)}`;
+    const posted = await runBatch(JSON.parse(made.entityState ?? 'null'), [post('m1', long)], chat);
+    const state = JSON.parse(posted.entityState ?? 'null') as ChatState;
+    expect(state.title).toMatch(/^Please plan my week: groceries, laundry,.*…$/);
+    expect(state.title?.length).toBeLessThanOrEqual(80);
+    expect(indexSignals(posted).at(-1)).toMatchObject({ key: 'u0123', name: 'upsert', input: { chatId: 'planner', summary: { title: state.title, messageCount: 1 } } });
+    // An operation that changes none of it (a repeated post) tells the list nothing.
+    expect(indexSignals(await runBatch(state, [post('m1', long)], chat))).toEqual([]);
+    // Its turns and pages are keyed by the chat's key; its list entry by its own id.
+    expect(instances.started.at(-1)?.instanceId).toBe('turn~u0123:planner~m1');
+  });
+
+  it('starts its expiry orchestration once when CHAT_TTL_DAYS is set, and says when it is due', async () => {
+    ttlMs = 60_000;
+    const made = await runBatch(undefined, [{ name: 'create', input: {} }, { name: 'create', input: {} }]);
+    expect(instances.expiries).toEqual([{ instanceId: 'expiry~abc', chatKey: 'abc' }]);
+    const state = parse(made);
+    expect(state.expiryArmed).toBe(true);
+    const due = await runBatch(state, [{ name: 'expiryDue' }]);
+    expect(JSON.parse(due.results[0]?.result ?? 'null')).toBe(new Date(Date.parse(state.lastUpdatedAt) + 60_000).toISOString());
+    ttlMs = 0;
+    expect((await runBatch(state, [{ name: 'expiryDue' }])).results[0]?.result).toBeUndefined();
+    // Asking a chat that is gone does not bring it back.
+    const gone = await runBatch(undefined, [{ name: 'expiryDue' }, { name: 'expire' }]);
+    expect(gone.results.map((r) => r.result)).toEqual([undefined, undefined]);
+    expect(gone.entityExists).toBe(false);
+  });
+
+  it('expires only when idle past its due time: then it deletes itself and what it owns, and leaves its list', async () => {
+    ttlMs = 60_000;
+    const state = parse(await runBatch(await created(), [post('m1'), replied('m1')]));
+    const early = await runBatch(state, [{ name: 'expire' }]);
+    expect(JSON.parse(early.results[0]?.result ?? 'null')).toBe(false);
+    expect(early.entityExists).toBe(true);
+    ms += 120_000;
+    const busy = await runBatch(state, [post('m2'), { name: 'expire' }]);
+    expect(JSON.parse(busy.results[1]?.result ?? 'null')).toBe(false); // a turn runs: not idle
+    const late = await runBatch(state, [{ name: 'expire' }]);
+    expect(JSON.parse(late.results[0]?.result ?? 'null')).toBe(true);
+    expect(late.entityExists).toBe(false);
+    expect(instances.purged).toContain('@todolist@abc');
+    expect(indexSignals(late)).toEqual([{ key: '_shared', name: 'remove', input: { chatId: 'abc' } }]);
+    // Its expiry orchestration is what asked: it ends by itself, so it is not terminated here.
+    expect(instances.terminated).toEqual([]);
+  });
+
+  it('ends and purges its expiry orchestration when deleted by request', async () => {
+    ttlMs = 60_000;
+    await runBatch(await created(), [{ name: 'delete' }]);
+    expect(instances.terminated).toEqual(['expiry~abc']);
+    expect(instances.purgedWhenFinished).toEqual(['expiry~abc']);
   });
 });

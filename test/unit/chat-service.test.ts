@@ -7,7 +7,7 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import { describe, expect, it } from 'vitest';
 import { ChatService, DEFAULT_WAIT_POLICY, type ChatOperation, type ChatServicePorts, type ChatStore } from '../../src/chat/service';
 import { confirmPage, cutPages, type HistoryPage } from '../../src/chat/history';
-import { acceptMessage, awaitApprovals, createOrUpdate, finishTurn, hasMessage, settleApproval, startNextTurn, type ChatState, type TurnOutcome, type TurnPlan } from '../../src/chat/state';
+import { acceptMessage, awaitApprovals, createOrUpdate, finishTurn, hasMessage, settleApproval, startNextTurn, summaryOf, type ChatState, type TurnOutcome, type TurnPlan } from '../../src/chat/state';
 import { approvalAnswerSchema, CANCEL_EVENT } from '../../src/chat/turn';
 import { durableChatStore, isTransientDurableFailure, type DurableClient } from '../../src/durable/chatEntityStore';
 import {
@@ -64,6 +64,7 @@ class MemoryChats {
     },
     raiseTurnEvent: async (instanceId, eventName, data) => void this.turnEvents.push({ instanceId, eventName, data }),
     purgeDeleted: async (chatId) => void this.purgedDeleted.push(chatId),
+    listChats: async () => [...this.chats].map(([id, state]) => ({ id, ...summaryOf(state) })),
   };
 
   /** Events raised to turns' orchestrations and not yet delivered: delivered with the signals. */
@@ -574,7 +575,7 @@ describe('chat handlers', () => {
     const unavailable = async (): Promise<never> => {
       throw new ChatStoreUnavailableError('The chat store did not answer.', 2);
     };
-    const down: ChatStore = { read: unavailable, readPage: unavailable, signal: unavailable, raiseTurnEvent: unavailable, purgeDeleted: unavailable };
+    const down: ChatStore = { read: unavailable, readPage: unavailable, signal: unavailable, raiseTurnEvent: unavailable, purgeDeleted: unavailable, listChats: unavailable };
     const service = () => new ChatService({ store: down, changed: async () => false, now: Date.now, requireModel: () => {}, newMessageId: () => 'id', tools: ALL_TOOLS });
     const handlers = chatHandlers(service);
     const url = 'http://localhost:7071/api/chats/c';

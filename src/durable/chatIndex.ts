@@ -1,0 +1,59 @@
+/**
+ * The chat index: one `chatindex` entity per owner (per signed-in user; `_shared` in function-key
+ * mode) holding a summary of each of their chats, so a list is one read however many chats exist.
+ * The chat entities keep it current by signals (entity-to-entity signals are ordered per sender):
+ * `upsert` when a chat's summary changes, `remove` when it is deleted. Its state is validated on read.
+ */
+import * as df from 'durable-functions';
+import type { EntityContext } from 'durable-functions';
+import { z } from 'zod';
+import { SHARED_OWNER } from '../chat/chatKey';
+import type { ChatListEntry } from '../chat/chatList';
+import { ChatStateInvalidError } from '../errors';
+
+export const CHAT_INDEX_ENTITY_NAME = 'chatindex';
+const INDEX_SCHEMA_VERSION = 1;
+
+export function chatIndexEntityId(owner: string | undefined): df.EntityId {
+  return new df.EntityId(CHAT_INDEX_ENTITY_NAME, owner ?? SHARED_OWNER);
+}
+
+const summarySchema = z.object({ title: z.string(), createdAt: z.string(), lastUpdatedAt: z.string(), messageCount: z.number().int().nonnegative() });
+// A list, not an object keyed by chat id: '__proto__' is a valid chat id.
+const indexSchema = z.object({ schemaVersion: z.literal(INDEX_SCHEMA_VERSION), chats: z.array(summarySchema.extend({ id: z.string() })) });
+type ChatIndexState = z.infer<typeof indexSchema>;
+const operations = {
+  upsert: z.object({ chatId: z.string().min(1), summary: summarySchema }),
+  remove: z.object({ chatId: z.string().min(1) }),
+};
+
+export function parseChatIndex(stored: unknown, owner: string): ChatIndexState {
+  if (stored === undefined || stored === null) return { schemaVersion: INDEX_SCHEMA_VERSION, chats: [] };
+  const parsed = indexSchema.safeParse(stored);
+  if (!parsed.success) throw new ChatStateInvalidError(`the chat index of '${owner}'`, parsed.error);
+  return parsed.data;
+}
+
+export function chatIndexEntries(index: ChatIndexState): ChatListEntry[] {
+  return index.chats;
+}
+
+export function chatIndexEntity(context: EntityContext<unknown>): void {
+  const index = parseChatIndex(context.df.getState(), context.df.entityKey);
+  switch (context.df.operationName) {
+    case 'upsert': {
+      const { chatId, summary } = operations.upsert.parse(context.df.getInput());
+      context.df.setState({ ...index, chats: [...index.chats.filter((c) => c.id !== chatId), { id: chatId, ...summary }] });
+      return;
+    }
+    case 'remove': {
+      const { chatId } = operations.remove.parse(context.df.getInput());
+      const rest = index.chats.filter((c) => c.id !== chatId);
+      if (rest.length === 0) context.df.destructOnExit();
+      else context.df.setState({ ...index, chats: rest });
+      return;
+    }
+    default:
+      context.warn(`chat index entity: unknown operation '${context.df.operationName ?? ''}' ignored`);
+  }
+}
