@@ -11,11 +11,14 @@ import { createHash } from 'node:crypto';
 import { getConfig, type AppConfig } from '../config';
 import { AuthNotEnabledError, UnauthenticatedError } from '../errors';
 
+export const authNotEnabledMessage =
+  'AUTH_MODE is appservice but App Service Authentication is not enabled for this app (WEBSITE_AUTH_ENABLED), so no signed-in user can be trusted and every chat route answers 503. Turn it on (azd: set AUTH_CLIENT_ID) or set AUTH_MODE=keys.';
+
 /** The owner of the caller's chats: undefined in function-key mode (one shared namespace). */
 export function chatOwner(request: HttpRequest, auth: AppConfig['auth']): string | undefined {
   if (auth.mode === 'keys') return undefined;
   if (auth.inAzure && !auth.platformAuth) {
-    throw new AuthNotEnabledError('AUTH_MODE is appservice but App Service Authentication is not enabled for this app (WEBSITE_AUTH_ENABLED), so no signed-in user can be trusted. Turn it on (azd: set AUTH_CLIENT_ID) or set AUTH_MODE=keys.');
+    throw new AuthNotEnabledError(authNotEnabledMessage);
   }
   let user: HttpRequest['user'];
   try {

@@ -8,6 +8,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app';
 import { lastUserContent } from '../support/model-server';
+import { pollUntil } from '../support/poll';
 import { principalHeaders } from '../support/principals';
 import { launchChromium, waitForText } from './chromium';
 
@@ -34,6 +35,11 @@ async function chatOf(user: string, chatId: string, message: string): Promise<vo
 it('lists the signed-in user’s chats only, without a function key, and starts new ones for them', async () => {
   await chatOf('dana', 'trip', 'Plan my trip to Oslo');
   await chatOf('erik', 'secret', 'Erik’s private plans');
+  // The list follows its chats by signals, within moments; the page reads it when it opens.
+  await pollUntil('Dana’s list to show her chat', async () => {
+    const listed = (await (await fetch(`${t.host.url}/api/chats`, { headers: principalHeaders('dana') })).json()) as { chats: { messageCount: number }[] };
+    return listed.chats[0]?.messageCount === 2 ? true : undefined;
+  });
   const context = await browser.newContext({ extraHTTPHeaders: principalHeaders('dana') });
   const errors: string[] = [];
   try {

@@ -10,6 +10,7 @@ import { errors } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app';
 import { REPO_ROOT } from '../support/host';
+import { pollUntil } from '../support/poll';
 import { lastMessage, lastUserContent, type RecordedRequest } from '../support/model-server';
 import { contentSecurityPolicy } from '../../src/functions/ui';
 import { launchChromium, waitForText, waitForTexts, type PageGlobals, type TextMatcher } from './chromium';
@@ -436,6 +437,11 @@ describe('chat page', () => {
       expect((await fetch(t.url(`/api/chats/${id}`), { method: 'PUT', body: '{}' })).status).toBe(201);
       expect((await fetch(t.url(`/api/chats/${id}?wait=60`), { method: 'POST', body: JSON.stringify({ message: text }) })).status).toBe(200);
     }
+    // The list follows its chats by signals, within moments; the page reads it when it opens.
+    await pollUntil('the list to show both chats', async () => {
+      const listed = (await (await fetch(t.url('/api/chats?limit=2'))).json()) as { chats: { id: string; messageCount: number }[] };
+      return listed.chats.map((c) => `${c.id}:${c.messageCount}`).join() === 'list-newer:2,list-older:2' ? true : undefined;
+    });
     await openPage();
     await waitForText(page, '#chats li:nth-child(1) button', 'Book the trip');
     await waitForText(page, '#chats li:nth-child(2) button', 'Plan the garden');

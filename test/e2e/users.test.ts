@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app';
 import { principalHeaders } from '../support/principals';
 import { lastUserContent } from '../support/model-server';
+import { pollUntil } from '../support/poll';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -94,6 +95,11 @@ describe('chats per signed-in user', () => {
     }
     // c2 is used again: it moves to the front.
     expect((await call(carol, 'POST', '/api/chats/c2?wait=60', { message: 'again' })).status).toBe(200);
+    // The list follows its chats by signals, within moments.
+    await pollUntil('the list to show every turn', async () => {
+      const all = (await (await call(carol, 'GET', '/api/chats?limit=100')).json()) as ListPage;
+      return all.chats.map((c) => `${c.id}:${c.messageCount}`).join() === 'c2:4,c5:2,c4:2,c3:2,c1:2' ? true : undefined;
+    }, 30_000, 100);
     const seen: ListPage['chats'] = [];
     let token: string | undefined;
     const listed = async (): Promise<ListPage> => {
@@ -115,8 +121,11 @@ describe('chats per signed-in user', () => {
     expect(seen.every((c) => c.title.length <= 80)).toBe(true);
     // Nobody else's chats, and a deleted chat leaves the list.
     expect((await call(carol, 'DELETE', '/api/chats/c3')).status).toBe(204);
-    const after = (await (await call(carol, 'GET', '/api/chats?limit=100')).json()) as ListPage;
-    expect(after.chats.map((c) => c.id)).toEqual(['c2', 'c5', 'c4', 'c1']);
+    // The list follows its chats by signals, within moments.
+    await pollUntil('the list to drop the deleted chat', async () => {
+      const after = (await (await call(carol, 'GET', '/api/chats?limit=100')).json()) as ListPage;
+      return after.chats.map((c) => c.id).join() === 'c2,c5,c4,c1' ? true : undefined;
+    }, 30_000, 100);
     const bobs = (await (await call(bob, 'GET', '/api/chats')).json()) as ListPage;
     expect(bobs.chats.map((c) => c.id).sort()).toEqual(['alice-only', 'same-id']);
     expect((await call(carol, 'GET', '/api/chats?continuationToken=forged')).status).toBe(400);
