@@ -56,8 +56,8 @@ class EntityRecord {
   running: Promise<void> | undefined;
   /** Set when storage refused a batch outright; the entity waits for a restart instead of spinning. */
   stalled = false;
-  /** Set while its state is purged: no batch starts meanwhile. */
-  purging = false;
+  /** Set while its state is purged: no batch, and no second purge, starts meanwhile. */
+  purging: Promise<void> | undefined;
   delivering = false;
 
   constructor(readonly id: EntityId) {
@@ -177,15 +177,18 @@ export class EntityService {
   async purge(name: string, key: string): Promise<boolean> {
     if (!this.hasEntityFunction(name)) return false;
     const record = await this.loaded(makeEntityId(name, key));
-    while (record.running !== undefined) await record.running;
+    // Concurrent purges of one instance take turns: the later one finds nothing left (404), as on the Functions host.
+    while (record.running !== undefined || record.purging !== undefined) await (record.running ?? record.purging);
     const header = record.header;
     if (header === undefined || !header.present) return false;
-    record.purging = true;
-    try {
-      await this.store.deleteState(record.partitionKey, header.extraStateRows);
+    const deletion = this.store.deleteState(record.partitionKey, header.extraStateRows).then(() => {
       record.header = emptyHeader();
+    });
+    record.purging = deletion.catch(() => undefined);
+    try {
+      await deletion;
     } finally {
-      record.purging = false;
+      record.purging = undefined;
       this.wake(record);
     }
     return true;
@@ -319,7 +322,7 @@ export class EntityService {
   }
 
   private wake(record: EntityRecord): void {
-    if (record.running !== undefined || record.stalled || record.purging || this.stopping || record.header === undefined) return;
+    if (record.running !== undefined || record.stalled || record.purging !== undefined || this.stopping || record.header === undefined) return;
     if (!record.queue[0]?.durable) return;
     record.running = this.drain(record).finally(() => {
       record.running = undefined;
