@@ -181,7 +181,7 @@ export class EntityService {
     while (record.running !== undefined || record.purging !== undefined) await (record.running ?? record.purging);
     const header = record.header;
     if (header === undefined || !header.present) return false;
-    const deletion = this.store.deleteState(record.partitionKey, header.extraStateRows).then(() => {
+    const deletion = this.store.deleteState(record.partitionKey, header).then(() => {
       record.header = emptyHeader();
     });
     record.purging = deletion.catch(() => undefined);

@@ -5,6 +5,8 @@
  *   RowKey "state"              header: exists, lastAppliedSeq, lastOperationTime, sources map,
  *                               entity name/key, and the first 10 state chunks (d000..d009)
  *   RowKey "state-001".."-NNN"  further state chunks, 14 per row (large states)
+ *   RowKey "sources-001".."-NNN" the sources map when it outgrows one header property (an entity
+ *                               that thousands of entities signal, such as a user's chat index)
  *   RowKey "op-<seq:16>"        one accepted, not yet processed operation (name, input chunks,
  *                               origin when it came from another entity); seq = arrival order
  *   RowKey "out-<seq:16>-<part>" signals a processed batch emitted and replies to orchestrations'
@@ -16,6 +18,7 @@
  */
 import { odata, RestError, type TableClient, type TransactionAction } from '@azure/data-tables';
 import {
+  CHUNK_CHARS,
   CHUNKS_IN_HEADER_ROW,
   CHUNKS_PER_ROW,
   groupChunks,
@@ -89,6 +92,8 @@ export interface EntityHeader {
   lastAppliedSeq: number;
   lastOperationTime: string | undefined;
   sources: SourceMarks;
+  /** Rows "sources-NNN" holding the sources map; 0 while it fits the header's `sources` property. */
+  sourceRows: number;
 }
 
 export interface EntitySnapshot {
@@ -132,6 +137,7 @@ const MAX_OPERATION_INPUT_CHUNKS = CHUNKS_PER_ROW;
 
 const pad = (value: number, width: number): string => String(value).padStart(width, '0');
 export const stateRowKey = (index: number): string => `state-${pad(index, 3)}`;
+export const sourcesRowKey = (index: number): string => `sources-${pad(index, 3)}`;
 export const operationRowKey = (seq: number): string => `op-${pad(seq, 16)}`;
 export const outboxRowKey = (seq: number, part: number): string => `out-${pad(seq, 16)}-${pad(part, 3)}`;
 
@@ -201,7 +207,7 @@ function parseSignals(parsed: unknown[]): OutgoingSignal[] {
 }
 
 export function emptyHeader(): EntityHeader {
-  return { present: false, exists: false, stateJson: null, extraStateRows: 0, lastAppliedSeq: 0, lastOperationTime: undefined, sources: new Map() };
+  return { present: false, exists: false, stateJson: null, extraStateRows: 0, lastAppliedSeq: 0, lastOperationTime: undefined, sources: new Map(), sourceRows: 0 };
 }
 
 function isNotFound(err: unknown): boolean {
@@ -239,6 +245,7 @@ export class EntityTableStore {
     const header = emptyHeader();
     let headerRow: Row | undefined;
     const stateRows = new Map<number, Row>();
+    const sourceRows = new Map<number, Row>();
     const pending: StoredOperation[] = [];
     const outboxParts = new Map<number, Map<number, Row>>();
     const rows = this.client.listEntities<Row>({ queryOptions: { filter: odata`PartitionKey eq ${partitionKey}` } });
@@ -246,6 +253,7 @@ export class EntityTableStore {
       const rowKey = row.rowKey ?? '';
       if (rowKey === HEADER_ROW_KEY) headerRow = row;
       else if (rowKey.startsWith('state-')) stateRows.set(Number(rowKey.slice(6)), row);
+      else if (rowKey.startsWith('sources-')) sourceRows.set(Number(rowKey.slice(8)), row);
       else if (rowKey.startsWith('op-')) pending.push(this.parseOperation(row, Number(rowKey.slice(3))));
       else if (rowKey.startsWith('out-')) {
         const seq = Number(rowKey.slice(4, 20));
@@ -260,7 +268,18 @@ export class EntityTableStore {
       header.exists = headerRow['exists'] === true;
       header.lastAppliedSeq = numberProperty(headerRow, 'lastAppliedSeq') ?? 0;
       header.lastOperationTime = stringProperty(headerRow, 'lastOperationTime');
-      header.sources = parseSources(stringProperty(headerRow, 'sources'));
+      header.sourceRows = numberProperty(headerRow, 'sourceRows') ?? 0;
+      let sourcesJson = stringProperty(headerRow, 'sources');
+      if (header.sourceRows > 0) {
+        sourcesJson = '';
+        for (let i = 1; i <= header.sourceRows; i++) {
+          const row = sourceRows.get(i);
+          const text = row === undefined ? undefined : readChunkProperties(row, 'c', numberProperty(row, 'chunks') ?? 0);
+          if (text === undefined) throw new Error(`Entity partition ${partitionKey}: sources row ${sourcesRowKey(i)} is missing or incomplete.`);
+          sourcesJson += text;
+        }
+      }
+      header.sources = parseSources(sourcesJson);
       header.extraStateRows = numberProperty(headerRow, 'stateRows') ?? 0;
       const chunkCount = numberProperty(headerRow, 'stateChunks') ?? 0;
       if (header.exists && chunkCount > 0) {
@@ -336,10 +355,11 @@ export class EntityTableStore {
     await this.client.createEntity(row as Row & { partitionKey: string; rowKey: string });
   }
 
-  /** Deletes the state rows (header and chunks); pending operations and outboxes stay. */
-  async deleteState(partitionKey: string, extraStateRows: number): Promise<void> {
+  /** Deletes the state rows (header, chunks and sources); pending operations and outboxes stay. */
+  async deleteState(partitionKey: string, header: Pick<EntityHeader, 'extraStateRows' | 'sourceRows'>): Promise<void> {
     const actions: TransactionAction[] = [['delete', { partitionKey, rowKey: HEADER_ROW_KEY }]];
-    for (let i = 1; i <= extraStateRows; i++) actions.push(['delete', { partitionKey, rowKey: stateRowKey(i) }]);
+    for (let i = 1; i <= header.extraStateRows; i++) actions.push(['delete', { partitionKey, rowKey: stateRowKey(i) }]);
+    for (let i = 1; i <= header.sourceRows; i++) actions.push(['delete', { partitionKey, rowKey: sourcesRowKey(i) }]);
     await this.client.submitTransaction(actions);
   }
 
@@ -377,8 +397,27 @@ export class EntityTableStore {
       lastAppliedSeq,
       lastOperationTime: commit.lastOperationTime,
       sources: commit.sources,
+      sourceRows: before.sourceRows,
     };
-    const meta = { entityName: id.name, entityKey: id.key, lastAppliedSeq, lastOperationTime: commit.lastOperationTime, sources: sourcesJson };
+    // The sources map stays in the header while it fits one property, else it moves to rows of its own.
+    const sourceGroups = sourcesJson.length <= CHUNK_CHARS ? [] : groupChunks(splitIntoChunks(sourcesJson), CHUNKS_PER_ROW);
+    const meta = {
+      entityName: id.name,
+      entityKey: id.key,
+      lastAppliedSeq,
+      lastOperationTime: commit.lastOperationTime,
+      sources: sourceGroups.length === 0 ? sourcesJson : '',
+      sourceRows: sourceGroups.length,
+    };
+    if (sourcesChanged) {
+      sourceGroups.forEach((group, i) => {
+        const row: Row = { partitionKey, rowKey: sourcesRowKey(i + 1), chunks: group.length };
+        writeChunkProperties(row, 'c', group);
+        actions.push(['upsert', row as Row & { partitionKey: string; rowKey: string }, 'Replace']);
+      });
+      for (let i = sourceGroups.length + 1; i <= before.sourceRows; i++) actions.push(['delete', { partitionKey, rowKey: sourcesRowKey(i) }]);
+      after.sourceRows = sourceGroups.length;
+    }
     if (stateChanged) {
       const chunks = after.exists && after.stateJson !== null ? splitIntoChunks(after.stateJson) : [];
       const groups = groupChunks(chunks, CHUNKS_IN_HEADER_ROW);

@@ -153,6 +153,20 @@ describe('storage', () => {
     expect((await stateWith('big', (state) => state.blob?.length === 10)).blob).toBe(expected.slice(0, 10));
   });
 
+  it('keeps the exactly-once marks of an entity signalled by hundreds of entities (more than one table property holds), across a restart', async () => {
+    // Each sender leaves a mark of ~90 characters in the receiver's header: 500 of them outgrow one property.
+    const senders = Array.from({ length: 500 }, (_, i) => `sender-with-a-long-key-so-that-its-mark-takes-room-${String(i).padStart(4, '0')}`);
+    for (const sender of senders) await api.signal(sender, 'relay', { to: 'popular', value: sender });
+    await stateWith('popular', (state) => state.items.length === senders.length, 60_000);
+    await host.stop();
+    host = await startHost(hostOptions());
+    api = durableApi(host.url);
+    await api.signal(senders[0]!, 'relay', { to: 'popular', value: 'after the restart' });
+    const state = await stateWith('popular', (s) => s.items.length === senders.length + 1, 30_000);
+    expect(new Set(state.items).size).toBe(senders.length + 1);
+    expect(state.items.at(-1)).toBe('after the restart');
+  }, 120_000);
+
   it('needs about 2 storage requests per operation, fewer when operations batch up', async () => {
     await api.signal('cost', 'append', 'warm-up'); // the first touch loads the partition
     await stateWith('cost', (state) => state.items.length === 1);
