@@ -25,7 +25,8 @@ const chat = chatEntity({
 df.app.entity(CHAT_ENTITY_NAME, { handler: chat, extraInputs: [df.input.durableClient()] });
 df.app.entity(HISTORY_PAGE_ENTITY_NAME, historyPageEntity);
 df.app.entity(TODO_LIST_ENTITY_NAME, todoListEntity({ now: () => new Date() }));
-df.app.entity(CHAT_INDEX_ENTITY_NAME, chatIndexEntity);
+// The index purges expired chats' expiry orchestrations, hence its durable client.
+df.app.entity(CHAT_INDEX_ENTITY_NAME, { handler: chatIndexEntity({ instances: (context) => durableChatInstances(df.getClient(context)) }), extraInputs: [df.input.durableClient()] });
 
 df.app.orchestration(CHAT_EXPIRY_ORCHESTRATION, chatExpiryOrchestrator);
 // An entity cannot purge its own rows: the expiry orchestration has this do it once the chat deleted itself.

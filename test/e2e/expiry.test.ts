@@ -1,7 +1,8 @@
 /**
  * Expiry of idle chats on the runtime this process drives, with a short CHAT_TTL_DAYS: a chat idle
  * longer than that is deleted with what it owns (its entity, history pages, todo list, turn
- * orchestrations, streamed-turn records) and leaves its owner's list; a chat used again before it is
+ * orchestrations, streamed-turn records, and in the end the expiry orchestration itself) and leaves
+ * its owner's list; a chat used again before it is
  * due is not deleted then, and expires once idle long enough.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -21,7 +22,7 @@ afterAll(() => t?.stop());
 const json = { 'Content-Type': 'application/json' };
 const exists = async (chatId: string): Promise<boolean> => (await fetch(t.url(`/api/chats/${chatId}`))).status === 200;
 const listed = async (): Promise<string[]> => ((await (await fetch(t.url('/api/chats?limit=100'))).json()) as { chats: { id: string }[] }).chats.map((c) => c.id);
-const rowsOf = async (chatId: string): Promise<string[]> => (await listTaskHubRows(t)).filter((row) => new RegExp(`(@${chatId}(~|\\s|$)|turn~${chatId}~)`).test(row));
+const rowsOf = async (chatId: string): Promise<string[]> => (await listTaskHubRows(t)).filter((row) => new RegExp(`(@${chatId}(~|\\s|$)|turn~${chatId}~|expiry~${chatId}(\\s|$))`).test(row));
 
 it(`deletes a chat idle for CHAT_TTL_DAYS (${TTL_SECONDS} s here) with everything it owns, and not one used since`, { timeout: 180_000 }, async () => {
   for (const id of ['idle', 'busy']) expect((await fetch(t.url(`/api/chats/${id}`), { method: 'PUT', headers: json, body: '{}' })).status).toBe(201);
@@ -52,11 +53,12 @@ it(`deletes a chat idle for CHAT_TTL_DAYS (${TTL_SECONDS} s here) with everythin
   expect(await exists('busy')).toBe(true);
   // The list follows its chats by signals, within moments.
   await pollUntil('the list to drop the expired chat', async () => ((await listed()).join() === 'busy' ? true : undefined), 30_000, 100);
-  // What it owned is gone: entity, pages, todo list, turns (the expiry orchestration's own rows stay).
+  // What it owned is gone: entity, pages, todo list, turns, and the orchestration that expired it.
   await pollUntil('the idle chat’s rows to go', async () => ((await rowsOf('idle')).length === 0 ? true : undefined), 30_000, 250);
   expect(await countStreamRecords(t, 'idle')).toBe(0);
 
   // Left alone, the busy chat expires too.
   await pollUntil('the busy chat to expire once idle', async () => ((await exists('busy')) ? undefined : true), 120_000, 250);
   await pollUntil('the list to be empty', async () => ((await listed()).length === 0 ? true : undefined), 30_000, 100);
+  await pollUntil('the busy chat’s rows to go', async () => ((await rowsOf('busy')).length === 0 ? true : undefined), 30_000, 250);
 });

@@ -91,7 +91,7 @@ describe('the chat list', () => {
   });
 
   it('is kept by the index entity: upsert replaces a chat’s summary, remove drops it, "__proto__" is just a chat id', async () => {
-    const run = new Entity<unknown>((context: EntityContext<unknown>) => chatIndexEntity(context)).listen() as unknown as (trigger: unknown, context: InvocationContext) => Promise<{ entityExists: boolean; entityState?: string }>;
+    const run = new Entity<unknown>(chatIndexEntity({ instances: () => ({ purgeWhenFinished: () => Promise.resolve(true) }) })).listen() as unknown as (trigger: unknown, context: InvocationContext) => Promise<{ entityExists: boolean; entityState?: string }>;
     const batch = (state: unknown, ops: { name: string; input: unknown }[]) =>
       run({ self: { name: 'chatindex', key: 'u12' }, exists: state !== undefined, state: state === undefined ? undefined : JSON.stringify(state), batch: ops.map((op) => ({ name: op.name, input: JSON.stringify(op.input), isSignal: true })) }, new InvocationContext());
     const summary = (title: string) => ({ title, createdAt: '2026-12-01T00:00:00.000Z', lastUpdatedAt: '2026-12-02T00:00:00.000Z', messageCount: 2 });
@@ -111,5 +111,33 @@ describe('the chat list', () => {
       { name: 'remove', input: { chatId: '__proto__' } },
     ]);
     expect(emptied.entityExists).toBe(false);
+  });
+
+  it('purges an expired chat’s expiry orchestration once it has finished, trying again at later operations while it runs', async () => {
+    const finished = new Set<string>();
+    const purgeAttempts: string[] = [];
+    const run = new Entity<unknown>(
+      chatIndexEntity({
+        instances: () => ({
+          purgeWhenFinished: (id: string) => {
+            purgeAttempts.push(id);
+            return Promise.resolve(finished.has(id));
+          },
+        }),
+      }),
+    ).listen() as unknown as (trigger: unknown, context: InvocationContext) => Promise<{ entityExists: boolean; entityState?: string }>;
+    const batch = (state: unknown, ops: { name: string; input: unknown }[]) =>
+      run({ self: { name: 'chatindex', key: 'u12' }, exists: state !== undefined, state: state === undefined ? undefined : JSON.stringify(state), batch: ops.map((op) => ({ name: op.name, input: JSON.stringify(op.input), isSignal: true })) }, new InvocationContext());
+    // The last chat was removed and the index deleted; the expiry orchestration's sweep arrives while it still runs.
+    const waiting = await batch(undefined, [{ name: 'sweep', input: { instanceId: 'expiry~u12:a' } }]);
+    const kept = JSON.parse(waiting.entityState ?? 'null') as unknown;
+    expect(kept).toEqual({ schemaVersion: 1, chats: [], expiriesToPurge: ['expiry~u12:a'] });
+    finished.add('expiry~u12:a');
+    const summary = { title: 't', createdAt: '2026-12-01T00:00:00.000Z', lastUpdatedAt: '2026-12-02T00:00:00.000Z', messageCount: 1 };
+    const next = await batch(kept, [{ name: 'upsert', input: { chatId: 'b', summary } }]);
+    expect(JSON.parse(next.entityState ?? 'null')).toEqual({ schemaVersion: 1, chats: [{ id: 'b', ...summary }] });
+    expect(purgeAttempts).toEqual(['expiry~u12:a', 'expiry~u12:a']);
+    // Nothing left to keep: the index goes.
+    expect((await batch(kept, [{ name: 'sweep', input: { instanceId: 'expiry~u12:a' } }])).entityExists).toBe(false);
   });
 });
