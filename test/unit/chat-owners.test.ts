@@ -4,7 +4,6 @@
  * SDK's own entity handler and its pages (chat/chatList.ts).
  */
 import { HttpRequest, InvocationContext } from '@azure/functions';
-import type { EntityContext } from 'durable-functions';
 import { Entity } from 'durable-functions/lib/src/entities/Entity';
 import { describe, expect, it } from 'vitest';
 import { chatKey, ownedChatStore, parseChatKey, type KeyedChatStore } from '../../src/chat/chatKey';
